@@ -1,0 +1,89 @@
+# vmbox — one binary; `make`, `make asan`, `make test`, `make demo`.
+CC      ?= cc
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1.0)
+PKGS    := libcurl libarchive jansson libcrypto ext2fs com_err libseccomp libnl-3.0 libnl-route-3.0 libzstd
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -DVMBOX_VERSION=\"$(VERSION)\" $(PKG_CFLAGS)
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+B       := build
+LIB_SRC := $(wildcard lib/*.c image/*.c backends/*.c backends/ns/*.c backends/kvm/*.c \
+             backends/sentry/*.c net/*.c snapshot/*.c)
+CMD_SRC := $(wildcard cmd/*.c)
+UNIT_SRC := $(wildcard tests/unit/*.c)
+HDRS    := $(wildcard lib/*.h image/*.h cmd/*.h backends/*.h backends/*/*.h net/*.h snapshot/*.h)
+BUSYBOX_TAR := $(B)/busybox-image.tar
+
+all: $(B)/vmbox
+
+# --- normal build -----------------------------------------------------------
+$(B)/obj/%.o: %.c $(HDRS) | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/obj/builtin.o: image/builtin.S $(BUSYBOX_TAR)
+	@mkdir -p $(dir $@)
+	$(CC) -c -DBUSYBOX_TAR='"$(abspath $(BUSYBOX_TAR))"' -o $@ $<
+
+$(B)/libvmbox.a: $(LIB_SRC:%.c=$(B)/obj/%.o) $(B)/obj/builtin.o
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/vmbox: $(CMD_SRC:%.c=$(B)/obj/%.o) $(B)/libvmbox.a
+	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# --- ASan/UBSan build (used by the test suites) ---------------------------------
+$(B)/asan/obj/%.o: %.c $(HDRS) | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
+
+$(B)/asan/libvmbox.a: $(LIB_SRC:%.c=$(B)/asan/obj/%.o) $(B)/obj/builtin.o
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/asan/vmbox: $(CMD_SRC:%.c=$(B)/asan/obj/%.o) $(B)/asan/libvmbox.a
+	$(CC) $(CFLAGS) $(ASAN_FLAGS) -o $@ $^ $(PKG_LIBS)
+
+asan: $(B)/asan/vmbox
+
+# --- the embedded busybox image -----------------------------------------------
+$(BUSYBOX_TAR): scripts/mkbusybox.sh | deps
+	@mkdir -p $(B)
+	scripts/mkbusybox.sh $@
+
+# --- unit tests: one binary per tests/unit/*.c, linked against the ASan library --
+UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
+$(B)/unit/%: tests/unit/%.c $(B)/asan/libvmbox.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(ASAN_FLAGS) -o $@ $< $(B)/asan/libvmbox.a $(PKG_LIBS)
+
+unit: $(UNIT_BINS)
+
+# --- set-up, tests, demo ----------------------------------------------------------
+deps:
+	@scripts/deps.sh
+
+test-deps:
+	@scripts/deps.sh --test
+
+test: test-deps
+	$(MAKE) all asan unit
+	tests/run.sh
+
+demo: all
+	scripts/demo.sh
+
+bench: all
+	bench/pull-flatten.sh
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
+	  --suppress=missingIncludeSystem -I lib $(LIB_SRC) $(CMD_SRC)
+	clang-format --dry-run --Werror $(LIB_SRC) $(CMD_SRC) $(HDRS)
+
+clean:
+	rm -rf $(B)
+
+.PHONY: all asan unit deps test-deps test demo bench lint clean

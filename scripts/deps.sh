@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what vmbox needs to build and test, from Debian's packages only.
+# Idempotent: packages already installed are not touched, and apt-get runs
+# only when something is missing.
+set -euo pipefail
+
+build_pkgs=(build-essential pkg-config libcurl4-openssl-dev libarchive-dev
+  libjansson-dev libssl-dev libnl-3-dev libnl-route-3-dev libext2fs-dev
+  libseccomp-dev libzstd-dev busybox-static e2fsprogs)
+test_pkgs=(bats docker-registry skopeo umoci apache2-utils python3 jq curl
+  tmux bubblewrap util-linux iproute2 attr libcap2-bin)
+
+want=("${build_pkgs[@]}")
+[ "${1:-}" = "--test" ] && want+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO=sudo
+  command -v sudo >/dev/null || { echo "deps: missing packages (${missing[*]}) and not root; install them with apt-get as root" >&2; exit 1; }
+else
+  SUDO=
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+# A fresh machine has no package lists; refresh them once when a lookup fails.
+if ! $SUDO apt-get install -y --no-install-recommends "${missing[@]}" >&2; then
+  $SUDO apt-get update >&2
+  $SUDO apt-get install -y --no-install-recommends "${missing[@]}" >&2
+fi
