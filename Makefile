@@ -59,7 +59,13 @@ $(B)/unit/%: tests/unit/%.c $(B)/asan/libvmbox.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(ASAN_FLAGS) -o $@ $< $(B)/asan/libvmbox.a $(PKG_LIBS)
 
-unit: $(UNIT_BINS)
+# Helper programs the bats suites drive (tests/tools/*.c), also ASan.
+TOOL_BINS := $(patsubst tests/tools/%.c,$(B)/tools/%,$(wildcard tests/tools/*.c))
+$(B)/tools/%: tests/tools/%.c $(B)/asan/libvmbox.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(ASAN_FLAGS) -o $@ $< $(B)/asan/libvmbox.a $(PKG_LIBS)
+
+unit: $(UNIT_BINS) $(TOOL_BINS)
 
 # --- set-up, tests, demo ----------------------------------------------------------
 deps:
