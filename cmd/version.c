@@ -23,9 +23,10 @@ int cmd_version(struct cli *cli, int argc, char **argv)
   uname(&u);
   if (cli->format == FORMAT_JSON) {
     out__json(json_pack("{s:s, s:s, s:s, s:[sss]}", "version", VMBOX_VERSION, "os", "linux",
-                        "arch", u.machine, "backends", "ns", "kvm", "sentry"));
+                        "arch", strcmp(u.machine, "x86_64") == 0 ? "amd64" : u.machine, "backends", "ns", "kvm", "sentry"));
     return 0;
   }
-  printf("vmbox version %s (linux/%s)\n", VMBOX_VERSION, u.machine);
+  printf("vmbox version %s (linux/%s)\n", VMBOX_VERSION,
+         strcmp(u.machine, "x86_64") == 0 ? "amd64" : u.machine);
   return 0;
 }
