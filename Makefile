@@ -76,13 +76,13 @@ test-deps:
 
 test: test-deps
 	$(MAKE) all asan unit
-	tests/run.sh
+	VMBOX_BUILD=$(B) tests/run.sh $(SUITES)
 
 demo: all
-	scripts/demo.sh
+	VMBOX=$(B)/vmbox BUSYBOX_TAR=$(BUSYBOX_TAR) scripts/demo.sh
 
-bench: all
-	bench/pull-flatten.sh
+bench: test-deps all
+	VMBOX=$(B)/vmbox bench/pull-flatten.sh
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \

@@ -18,7 +18,7 @@ static const struct command commands[] = {
      "  --platform OS/ARCH      pick this platform from a multi-platform image\n"
      "  --insecure-registry H   talk plain HTTP to registry host H (loopback always is)\n"
      "  --disk-size SIZE        size of the flattened ext4 disk (default: automatic)\n"
-     "  -q, --quiet             print only the image id\n"
+     "  -q, --quiet             print only the image name\n"
      "  --format json           print the pulled image as JSON\n"},
     {"import", cmd_import, "Import an OCI layout, docker-save archive or rootfs tar",
      "import [OPTIONS] PATH [NAME]\n\n"
@@ -54,7 +54,8 @@ static const struct command commands[] = {
      "  -u, --username USER\n"
      "  -p, --password PASS     (prefer --password-stdin)\n"
      "  --password-stdin        read the password from standard input\n"},
-    {"logout", cmd_logout, "Log out from a registry", "logout REGISTRY\n"},
+    {"logout", cmd_logout, "Log out from a registry",
+     "logout [REGISTRY]\n\nRemove saved credentials (default registry: docker.io).\n"},
     {"help", cmd_help, "Show help for a command", "help [COMMAND]\n"},
     {"version", cmd_version, "Show the vmbox version",
      "version [--format json]\n"},
@@ -99,7 +100,7 @@ int cli__usage_error(const char *cmd, const char *fmt, ...)
   va_start(ap, fmt);
   vfprintf(stderr, fmt, ap);
   va_end(ap);
-  fprintf(stderr, "\nSee 'vmbox %s--help'.\n", cmd ? util__fmt("%s ", cmd) : "");
+  fprintf(stderr, "\nSee 'vmbox %s%s--help'.\n", cmd ? cmd : "", cmd ? " " : "");
   return EXIT_VMBOX_FAILED;
 }
 
@@ -161,7 +162,8 @@ int cli__common_opt(struct cli *cli, const char *cmd, int c, const char *arg,
   }
   default:
     /* getopt already printed what was wrong with the flag. */
-    return vmbox_error_set(err, 0, "bad option; see 'vmbox %s --help'", cmd ? cmd : "");
+    return vmbox_error_set(err, 0, "bad option; see 'vmbox %s%s--help'", cmd ? cmd : "",
+                           cmd ? " " : "");
   }
 }
 
@@ -170,6 +172,10 @@ int cmd_help(struct cli *cli, int argc, char **argv)
   (void)cli;
   if (argc < 2) {
     print_main_usage(stdout);
+    return 0;
+  }
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    cli__print_usage(stdout, cli__find_command("help"));
     return 0;
   }
   const struct command *c = cli__find_command(argv[1]);
@@ -193,8 +199,10 @@ int main(int argc, char **argv)
   opterr = 1;
   /* '+': stop at the command name; everything after belongs to it. */
   while ((c = getopt_long(argc, argv, "+qv", opts, NULL)) != -1) {
-    if (c == 'v')
+    if (c == 'v') {
+      optind = 0;
       return cmd_version(&cli, 1, (char *[]){"version", NULL});
+    }
     vmbox_error_t err = NULL;
     int r = cli__common_opt(&cli, NULL, c, optarg, &err);
     if (r == 1)

@@ -63,6 +63,7 @@ uint64_t blob_writer__offset(const struct blob_writer *w);
 int blob_writer__write(struct blob_writer *w, const void *buf, size_t len, vmbox_error_t *err);
 /* Drops what was written so far (the server ignored our Range request). */
 int blob_writer__restart(struct blob_writer *w, vmbox_error_t *err);
+/* Consumes w whether it succeeds or fails (no abort afterwards). */
 int blob_writer__commit(struct blob_writer *w, char **digest_out, vmbox_error_t *err);
 /* keep_partial: leave ROOT/tmp/HEX.partial for a later resume. */
 void blob_writer__abort(struct blob_writer *w, bool keep_partial);

@@ -36,7 +36,7 @@ put() { # stores stdin as a blob, prints "digest size"
   mv "$work/blob" "$blobs/$d"
   echo "$d $(stat -c %s "$blobs/$d")"
 }
-version=$("$bb" 2>&1 | head -1 | awk '{print $2}')
+version=$("$bb" 2>&1 | awk 'NR == 1 {print $2}')
 read -r cfg cfg_size < <(printf '%s' '{"architecture":"amd64","os":"linux","created":"1970-01-01T00:00:00Z","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"],"Labels":{"org.opencontainers.image.source":"debian busybox-static '"$version"'"}},"rootfs":{"type":"layers","diff_ids":["sha256:'"$diff_id"'"]},"history":[{"created":"1970-01-01T00:00:00Z","created_by":"vmbox scripts/mkbusybox.sh"}]}' | put)
 read -r man man_size < <(printf '%s' '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:'"$cfg"'","size":'"$cfg_size"'},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:'"$layer"'","size":'"$layer_size"'}]}' | put)
 printf '%s' '{"imageLayoutVersion":"1.0.0"}' >"$work/oci/oci-layout"

@@ -1,0 +1,168 @@
+/* The ns backend: a box is a set of fresh namespaces (mount, pid, ipc, uts,
+ * net, cgroup) around an overlay of the read-only, loop-mounted ext4 image.
+ * PID 1 is a tiny init forked from the monitor (it never execs the host
+ * binary); the command runs as its child after pivot_root.
+ *
+ * Files: ns.c ops table, create/start/wait/delete; launch.c the monitor <->
+ * child channels; exec.c extra processes; rootfs.c loop+overlay+pivot and
+ * safe paths; dev.c /dev /proc /sys and masks; etc.c hostname/hosts/resolv
+ * and lo; cgroup.c limits (v2, v1 fallback); caps.c; seccomp.c; tty.c;
+ * init.c PID 1 and the exec of the command. */
+#ifndef VMBOX_BACKENDS_NS_H
+#define VMBOX_BACKENDS_NS_H
+
+#include <linux/filter.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../../lib/err.h"
+#include "../backend.h"
+
+extern const struct backend_ops ns__backend;
+
+/* ---- cgroup.c ------------------------------------------------------------- */
+enum { CGROUP_MAX_DIRS = 5 };
+struct cgroup {
+  bool v2;
+  size_t n;
+  char *dirs[CGROUP_MAX_DIRS]; /* v2: one; v1: memory, pids, cpu, cpuacct (+unified) */
+  char *ctrl[CGROUP_MAX_DIRS]; /* controller of each dir (v1) */
+};
+int cgroup__create(struct cgroup *cg, const char *id, const struct box_limits *l,
+                   vmbox_error_t *err);
+int cgroup__enter(const struct cgroup *cg, pid_t pid, vmbox_error_t *err);
+uint64_t cgroup__oom_kills(const struct cgroup *cg);
+int cgroup__stats(const struct cgroup *cg, struct box_stats *st, vmbox_error_t *err);
+/* Kills every task, removes the dirs (waiting for the tasks to go). */
+int cgroup__destroy(struct cgroup *cg, vmbox_error_t *err);
+/* Finds the dirs of an existing box again (cleanup after a dead monitor). */
+void cgroup__locate(struct cgroup *cg, const char *id);
+void cgroup__free(struct cgroup *cg);
+
+/* ---- ns.c: the handles (opaque outside backends/ns) ------------------------ */
+enum box_state { BOX_CREATED, BOX_RUNNING, BOX_EXITED };
+
+struct box {
+  struct box_spec *spec;
+  char *dir; /* <state_dir>/ns */
+  char *loop_dev;
+  int loop_fd;
+  struct cgroup cg;
+  enum box_state state;
+  pid_t pid; /* PID 1, as the monitor sees it */
+  int pidfd;
+  uint64_t deadline_ns;
+  struct box_exit exit;
+  struct sock_fprog seccomp;
+};
+
+struct box_proc {
+  struct box *box;
+  pid_t pid; /* the exec helper, parent of the process in the box */
+  bool done;
+  struct box_exit exit;
+};
+
+/* ---- launch.c --------------------------------------------------------------- */
+/* The channels between the monitor and a process it starts in a box. */
+struct launch {
+  int report[2];  /* child -> monitor: a struct ns_report, or EOF at exec */
+  int sync[2];    /* monitor -> child: go, now that it is in the cgroups */
+  int console[2]; /* child -> monitor: the pty master (tty only) */
+};
+int launch__open(struct launch *l, bool tty, vmbox_error_t *err);
+void launch__close(struct launch *l);
+/* Keeps one side's ends: the child's (child) or the monitor's. */
+void launch__side(struct launch *l, bool child);
+/* Child side: waits for the monitor's go (exits if the monitor is gone). */
+void launch__wait_go(struct launch *l);
+/* Monitor side, child in its cgroups: lets it go and learns how it went. */
+int launch__go(struct launch *l, const char *what, struct box_proc_io *io, vmbox_error_t *err);
+
+/* ---- exec.c ----------------------------------------------------------------- */
+int ns__exec(struct box *b, const struct box_process *p, struct box_proc **out,
+             struct box_proc_io *io, vmbox_error_t *err);
+int ns__exec_wait(struct box_proc *p, struct box_exit *out, vmbox_error_t *err);
+void ns__exec_free(struct box_proc *p);
+
+/* ---- rootfs.c -------------------------------------------------------------- */
+/* Attaches IMAGE to a free loop device, read-only and autoclear: the device
+ * goes away with its last mount.  Keep *fd open until the box mounted it. */
+int rootfs__loop_attach(const char *image, char **dev_out, int *fd_out, vmbox_error_t *err);
+/* In the box's mount namespace, cwd = state dir: ext4 at lower/, overlay at
+ * rootfs/.  Returns an O_PATH fd of rootfs/. */
+int rootfs__mount(const char *loop_dev, vmbox_error_t *err);
+/* Opens PATH (absolute, inside the root) as O_PATH, never leaving the root
+ * through symlinks or "..", creating what is missing: dirs, and the last
+ * component as a dir (is_dir) or empty file. */
+int rootfs__mkpath(int rootfd, const char *path, bool is_dir, vmbox_error_t *err);
+/* Same, without creating: -1 with errno ENOENT when absent. */
+int rootfs__open(int rootfd, const char *path);
+/* "/proc/self/fd/N" for mounting onto an O_PATH fd. */
+const char *rootfs__fdpath(int fd, char buf[static 32]);
+/* -v and --tmpfs mounts. */
+int rootfs__user_mounts(int rootfd, const struct box_spec *s, vmbox_error_t *err);
+/* pivot_root into rootfs/ and drop the old root; read_only remounts it ro. */
+int rootfs__pivot(int rootfd, bool read_only, vmbox_error_t *err);
+
+/* ---- dev.c ----------------------------------------------------------------- */
+int dev__mount_all(int rootfd, vmbox_error_t *err); /* /proc /dev /sys + masks */
+
+/* ---- etc.c ----------------------------------------------------------------- */
+/* Writes hostname, hosts, resolv.conf into the box's /etc (before pivot). */
+int etc__install(int rootfd, const char *hostname, vmbox_error_t *err);
+/* Brings lo up in the box's net namespace. */
+int etc__lo_up(vmbox_error_t *err);
+
+/* ---- caps.c ---------------------------------------------------------------- */
+/* Docker's default set for root; nothing for other users.  Bounding set
+ * reduced, inheritable and ambient cleared.  Call as root, switches ids. */
+int caps__drop_and_switch(const struct box_process *p, vmbox_error_t *err);
+/* Keeps only `keep` everywhere (PID 1 needs just CAP_KILL to forward). */
+int caps__limit(uint64_t keep, vmbox_error_t *err);
+#define CAPS_DOCKER_DEFAULT 0xa80425fbULL
+
+/* ---- seccomp.c ------------------------------------------------------------- */
+/* Compiles the default profile to BPF once, in the monitor, so each box
+ * process only loads it (no libseccomp work between fork and exec). */
+int seccomp__compile_default(struct sock_fprog *out, vmbox_error_t *err);
+/* Loads it; no_new_privs must already be set. */
+int seccomp__load(const struct sock_fprog *prog, vmbox_error_t *err);
+
+/* ---- tty.c ----------------------------------------------------------------- */
+/* Box side (after pivot, session leader): a pty from the box's devpts as
+ * controlling tty and stdio; the master goes to the monitor over sock. */
+int tty__setup_child(int sock, vmbox_error_t *err);
+/* Monitor side: -1 when the process died before sending (see its report). */
+int tty__recv_master(int sock, int *out, vmbox_error_t *err);
+
+/* ---- init.c ---------------------------------------------------------------- */
+/* What a child reports up the error pipe before dying. */
+struct ns_report {
+  int exit_code;
+  int errno_;
+  char msg[480];
+  char hint[160];
+};
+/* What the last steps before a box process's execve need. */
+struct ns_exec {
+  const struct box_process *p;
+  int report_fd;                    /* CLOEXEC: EOF tells the monitor "exec'd" */
+  int console_fd;                   /* -1 without tty */
+  const struct sock_fprog *seccomp; /* compiled by the monitor at create */
+};
+/* Writes err (freed) to fd and _exits with its exit code. */
+__attribute__((noreturn)) void init__fail(int fd, vmbox_error_t *err);
+/* Becomes the command: stdio, cwd, ids, caps, seccomp, execve.  Never
+ * returns; failures go up report_fd with 126/127/125. */
+__attribute__((noreturn)) void init__exec(const struct ns_exec *x);
+/* PID 1 (or an exec helper): forks the command, forwards signals to it,
+ * reaps everything, exits with the command's status. */
+__attribute__((noreturn)) void init__run(const struct ns_exec *x);
+/* Replaces PID 1's inherited command line (the host's) by "vmbox-init". */
+void init__hide_cmdline(void);
+/* Decodes a wait status into Docker terms. */
+void init__decode_status(int status, struct box_exit *out);
+
+#endif

@@ -1,0 +1,222 @@
+/* The box's root: the cached ext4 image attached read-only to a loop device
+ * and mounted per box (one loop device per box for now, no shared
+ * refcounted mount), with an overlay whose upper/work live in the box's
+ * state dir.  O(1) in the image size, and nothing written ever reaches the
+ * image or another box.
+ *
+ * Every mount target inside the root is opened with RESOLVE_IN_ROOT so a
+ * symlink in an image (/etc -> /host/etc) cannot steer a mount outside. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/loop.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "../../lib/util.h"
+#include "ns.h"
+
+static int loop_configure(int ctl, int img, char **dev_out, int *fd_out, vmbox_error_t *err)
+{
+  /* Another process may take the free device between GET_FREE and
+   * CONFIGURE: that shows as EBUSY, and we ask again. */
+  for (int tries = 0; tries < 64; tries++) {
+    int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+    if (n < 0)
+      return vmbox_error_sys(err, "loop: no free loop device");
+    cleanup_free char *dev = util__fmt("/dev/loop%d", n);
+    int fd = open(dev, O_RDWR | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && mknod(dev, S_IFBLK | 0660, makedev(7, n)) == 0)
+      fd = open(dev, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+      return vmbox_error_sys(err, "loop: open %s", dev);
+    struct loop_config cfg = {.fd = (unsigned)img};
+    cfg.info.lo_flags = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR;
+    if (ioctl(fd, LOOP_CONFIGURE, &cfg) == 0) {
+      *dev_out = steal_pointer(&dev);
+      *fd_out = fd;
+      return 0;
+    }
+    int e = errno;
+    close(fd);
+    if (e != EBUSY)
+      return vmbox_error_set(err, e, "loop: attach to %s", dev);
+  }
+  return vmbox_error_set(err, EBUSY, "loop: every free loop device was taken");
+}
+
+int rootfs__loop_attach(const char *image, char **dev_out, int *fd_out, vmbox_error_t *err)
+{
+  cleanup_close int img = open(image, O_RDONLY | O_CLOEXEC);
+  if (img < 0)
+    return vmbox_error_sys(err, "open image %s", image);
+  cleanup_close int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+  if (ctl < 0) {
+    vmbox_error_sys(err, "open /dev/loop-control");
+    return vmbox_error_hint(err, "the ns backend needs root and the loop module (modprobe loop)");
+  }
+  if (loop_configure(ctl, img, dev_out, fd_out, err) < 0)
+    return vmbox_error_wrap(err, "image %s", image);
+  return 0;
+}
+
+/* Always an overlay, --read-only too: mount points and /etc files need a
+ * writable layer; the root is remounted read-only after pivot_root. */
+int rootfs__mount(const char *loop_dev, vmbox_error_t *err)
+{
+  if (mount(loop_dev, "lower", "ext4", MS_RDONLY | MS_NODEV, "") < 0) {
+    vmbox_error_sys(err, "mount image (%s, ext4, read-only)", loop_dev);
+    return errno == EINVAL ? vmbox_error_hint(err, "the image must be a clean ext4 file system")
+                           : -1;
+  }
+  /* The overlay's root takes the upper dir's owner and mode: the image's. */
+  struct stat st;
+  if (stat("lower", &st) < 0 || chown("upper", st.st_uid, st.st_gid) < 0 ||
+      chmod("upper", st.st_mode & 07777) < 0)
+    return vmbox_error_sys(err, "give the overlay the image root's owner and mode");
+  /* Relative paths: the kernel resolves them from our cwd, the state dir,
+   * so its path may hold the ',' and ':' that overlay options cannot. */
+  if (mount("overlay", "rootfs", "overlay", MS_NODEV,
+            "lowerdir=lower,upperdir=upper,workdir=work") < 0) {
+    vmbox_error_sys(err, "mount overlay on the image");
+    return vmbox_error_hint(err, "the state dir must be on a local file system (ext4, xfs, "
+                                 "tmpfs), not on overlayfs or NFS");
+  }
+  int fd = open("rootfs", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return vmbox_error_sys(err, "open rootfs");
+  return fd;
+}
+
+const char *rootfs__fdpath(int fd, char buf[static 32])
+{
+  snprintf(buf, 32, "/proc/self/fd/%d", fd);
+  return buf;
+}
+
+int rootfs__open(int rootfd, const char *path)
+{
+  struct open_how how = {
+      .flags = O_PATH | O_CLOEXEC,
+      .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+  };
+  return (int)syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
+}
+
+static int create_last(int rootfd, const char *prefix, bool dir, vmbox_error_t *err)
+{
+  const char *name = strrchr(prefix, '/') + 1;
+  cleanup_free char *parent = xstrndup(prefix, (size_t)(name - prefix));
+  cleanup_close int pfd = rootfs__open(rootfd, parent[0] ? parent : "/");
+  if (pfd < 0)
+    return vmbox_error_sys(err, "open %s in the box", parent);
+  cleanup_close int dfd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    return vmbox_error_sys(err, "open %s in the box", parent);
+  int r;
+  if (dir) {
+    r = mkdirat(dfd, name, 0755);
+  } else {
+    r = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (r >= 0)
+      close(r);
+  }
+  if (r < 0 && errno != EEXIST)
+    return vmbox_error_sys(err, "create %s in the box", prefix);
+  return 0;
+}
+
+int rootfs__mkpath(int rootfd, const char *path, bool is_dir, vmbox_error_t *err)
+{
+  if (path[0] != '/')
+    return vmbox_error_set(err, 0, "%s: path in the box must be absolute", path);
+  cleanup_free char *p = xstrdup(path);
+  size_t n = strlen(p);
+  while (n > 1 && p[n - 1] == '/')
+    p[--n] = '\0';
+  int fd = -1;
+  for (char *s = p + 1;; s++) {
+    if (*s != '/' && *s != '\0')
+      continue;
+    char c = *s;
+    *s = '\0';
+    if (s[-1] != '/') {
+      if (fd >= 0)
+        close(fd);
+      fd = rootfs__open(rootfd, p);
+      if (fd < 0 && errno == ENOENT) {
+        if (create_last(rootfd, p, c != '\0' || is_dir, err) < 0)
+          return -1;
+        fd = rootfs__open(rootfd, p);
+      }
+      if (fd < 0)
+        return vmbox_error_sys(err, "open %s in the box", p);
+    }
+    *s = c;
+    if (c == '\0')
+      break;
+  }
+  return fd >= 0 ? fd : rootfs__open(rootfd, "/");
+}
+
+static int bind_one(int rootfd, const struct box_mount *m, vmbox_error_t *err)
+{
+  struct stat st;
+  if (stat(m->source, &st) < 0) {
+    /* docker run -v creates a missing host dir */
+    if (errno != ENOENT || util__mkdir_p(m->source, 0755, err) < 0 || stat(m->source, &st) < 0)
+      return vmbox_error_sys(err, "volume source %s", m->source);
+  }
+  cleanup_close int tree =
+      open_tree(AT_FDCWD, m->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+  if (tree < 0)
+    return vmbox_error_sys(err, "bind %s", m->source);
+  /* nodev: the box may mknod (CAP_MKNOD) but its nodes must open nothing. */
+  struct mount_attr attr = {.attr_set = MOUNT_ATTR_NODEV | (m->read_only ? MOUNT_ATTR_RDONLY : 0)};
+  if (mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
+    return vmbox_error_sys(err, "set nodev%s on %s", m->read_only ? ",ro" : "", m->source);
+  cleanup_close int target = rootfs__mkpath(rootfd, m->target, S_ISDIR(st.st_mode), err);
+  if (target < 0)
+    return -1;
+  if (move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+    return vmbox_error_sys(err, "mount %s on %s", m->source, m->target);
+  return 0;
+}
+
+int rootfs__user_mounts(int rootfd, const struct box_spec *s, vmbox_error_t *err)
+{
+  for (size_t i = 0; i < s->n_mounts; i++)
+    if (bind_one(rootfd, &s->mounts[i], err) < 0)
+      return vmbox_error_wrap(err, "volume %s:%s", s->mounts[i].source, s->mounts[i].target);
+  for (size_t i = 0; i < s->n_tmpfs; i++) {
+    const struct box_tmpfs *t = &s->tmpfs[i];
+    cleanup_close int target = rootfs__mkpath(rootfd, t->target, true, err);
+    char buf[32];
+    if (target < 0)
+      return vmbox_error_wrap(err, "tmpfs %s", t->target);
+    if (mount("tmpfs", rootfs__fdpath(target, buf), "tmpfs", MS_NOSUID | MS_NODEV,
+              t->options ? t->options : "mode=1777") < 0)
+      return vmbox_error_sys(err, "mount tmpfs on %s", t->target);
+  }
+  return 0;
+}
+
+int rootfs__pivot(int rootfd, bool read_only, vmbox_error_t *err)
+{
+  /* pivot_root(".", ".") stacks the old root under the new one; detaching
+   * "." then drops it without needing a directory for it in the image. */
+  if (fchdir(rootfd) < 0 || syscall(SYS_pivot_root, ".", ".") < 0)
+    return vmbox_error_sys(err, "pivot_root");
+  if (umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
+    return vmbox_error_sys(err, "detach the host root");
+  if (read_only && mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NODEV, NULL) < 0)
+    return vmbox_error_sys(err, "remount / read-only");
+  return 0;
+}
