@@ -17,8 +17,8 @@ struct cli {
   const char *root;
   enum output_format format;
   bool debug, quiet;
-  bool tty_err;  /* stderr is a terminal: progress bars allowed */
-  bool color;    /* and NO_COLOR is unset */
+  bool tty_err; /* stderr is a terminal: progress bars allowed */
+  bool color;   /* and NO_COLOR is unset */
   char **insecure_registries;
   struct store *store;
 };
@@ -37,21 +37,19 @@ enum {
   OPT_INSECURE_REGISTRY,
   OPT_COMMAND_BASE = 1100, /* commands number their own long-only options from here */
 };
-#define COMMON_LONG_OPTS                                                                   \
-  {"root", required_argument, NULL, OPT_ROOT},                                             \
-      {"format", required_argument, NULL, OPT_FORMAT},                                     \
-      {"debug", no_argument, NULL, OPT_DEBUG}, {"quiet", no_argument, NULL, 'q'},           \
-      {"help", no_argument, NULL, OPT_HELP},                                               \
-      {"insecure-registry", required_argument, NULL, OPT_INSECURE_REGISTRY},               \
-  {                                                                                        \
-    NULL, 0, NULL, 0                                                                       \
+#define COMMON_LONG_OPTS                                                                           \
+  {"root", required_argument, NULL, OPT_ROOT}, {"format", required_argument, NULL, OPT_FORMAT},    \
+      {"debug", no_argument, NULL, OPT_DEBUG}, {"quiet", no_argument, NULL, 'q'},                  \
+      {"help", no_argument, NULL, OPT_HELP},                                                       \
+      {"insecure-registry", required_argument, NULL, OPT_INSECURE_REGISTRY},                       \
+  {                                                                                                \
+    NULL, 0, NULL, 0                                                                               \
   }
 
 /* Handles a global option.  Returns 0 if handled, 1 for --help (usage was
  * printed; the caller returns 0), -1 with err set for a bad value or an
  * unknown option. */
-int cli__common_opt(struct cli *cli, const char *cmd, int c, const char *arg,
-                    vmbox_error_t *err);
+int cli__common_opt(struct cli *cli, const char *cmd, int c, const char *arg, vmbox_error_t *err);
 
 struct command {
   const char *name;
@@ -84,6 +82,5 @@ int cmd_rmi(struct cli *cli, int argc, char **argv);
 int cmd_image(struct cli *cli, int argc, char **argv);
 int cmd_login(struct cli *cli, int argc, char **argv);
 int cmd_logout(struct cli *cli, int argc, char **argv);
-
 
 #endif

@@ -22,8 +22,9 @@ int cmd_version(struct cli *cli, int argc, char **argv)
   struct utsname u;
   uname(&u);
   if (cli->format == FORMAT_JSON) {
-    out__json(json_pack("{s:s, s:s, s:s, s:[sss]}", "version", VMBOX_VERSION, "os", "linux",
-                        "arch", strcmp(u.machine, "x86_64") == 0 ? "amd64" : u.machine, "backends", "ns", "kvm", "sentry"));
+    out__json(json_pack("{s:s, s:s, s:s, s:[sss]}", "version", VMBOX_VERSION, "os", "linux", "arch",
+                        strcmp(u.machine, "x86_64") == 0 ? "amd64" : u.machine, "backends", "ns",
+                        "kvm", "sentry"));
     return 0;
   }
   printf("vmbox version %s (linux/%s)\n", VMBOX_VERSION,

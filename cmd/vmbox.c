@@ -57,8 +57,7 @@ static const struct command commands[] = {
     {"logout", cmd_logout, "Log out from a registry",
      "logout [REGISTRY]\n\nRemove saved credentials (default registry: docker.io).\n"},
     {"help", cmd_help, "Show help for a command", "help [COMMAND]\n"},
-    {"version", cmd_version, "Show the vmbox version",
-     "version [--format json]\n"},
+    {"version", cmd_version, "Show the vmbox version", "version [--format json]\n"},
 };
 
 const struct command *cli__find_command(const char *name)
@@ -104,7 +103,10 @@ int cli__usage_error(const char *cmd, const char *fmt, ...)
   return EXIT_VMBOX_FAILED;
 }
 
-int cli__fail(vmbox_error_t *err) { return vmbox_error_report(err); }
+int cli__fail(vmbox_error_t *err)
+{
+  return vmbox_error_report(err);
+}
 
 static char *default_root(void)
 {
@@ -128,13 +130,10 @@ int cli__store(struct cli *cli, struct store **out, vmbox_error_t *err)
   return 0;
 }
 
-int cli__common_opt(struct cli *cli, const char *cmd, int c, const char *arg,
-                    vmbox_error_t *err)
+int cli__common_opt(struct cli *cli, const char *cmd, int c, const char *arg, vmbox_error_t *err)
 {
   switch (c) {
-  case OPT_ROOT:
-    cli->root = arg;
-    return 0;
+  case OPT_ROOT: cli->root = arg; return 0;
   case OPT_FORMAT:
     if (strcmp(arg, "json") == 0)
       cli->format = FORMAT_JSON;
@@ -143,15 +142,9 @@ int cli__common_opt(struct cli *cli, const char *cmd, int c, const char *arg,
     else
       return vmbox_error_set(err, 0, "invalid --format %s (use table or json)", arg);
     return 0;
-  case OPT_DEBUG:
-    cli->debug = log__debug_enabled = true;
-    return 0;
-  case 'q':
-    cli->quiet = true;
-    return 0;
-  case OPT_INSECURE_REGISTRY:
-    strv_push(&cli->insecure_registries, arg);
-    return 0;
+  case OPT_DEBUG: cli->debug = log__debug_enabled = true; return 0;
+  case 'q': cli->quiet = true; return 0;
+  case OPT_INSECURE_REGISTRY: strv_push(&cli->insecure_registries, arg); return 0;
   case OPT_HELP: {
     const struct command *cm = cmd ? cli__find_command(cmd) : NULL;
     if (cm)

@@ -16,8 +16,8 @@ struct flatten_opts {
 
 /* Returns the cached ext4 path for the image, building it if needed.  Safe
  * against concurrent callers (lock per manifest) and kill -9 (temp+rename). */
-int flatten__image(struct store *s, const struct image_record *img,
-                   const struct flatten_opts *opts, char **path_out, vmbox_error_t *err);
+int flatten__image(struct store *s, const struct image_record *img, const struct flatten_opts *opts,
+                   char **path_out, vmbox_error_t *err);
 
 /* Lower-level entry for tests and benches: layer blob paths (bottom first)
  * into a new ext4 file at out_path. */

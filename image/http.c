@@ -162,6 +162,8 @@ int http__curl_error(CURLcode rc, const char *errbuf, const char *registry, cons
   case CURLE_COULDNT_CONNECT:
   case CURLE_COULDNT_RESOLVE_HOST:
     vmbox_error_set(err, 0, "registry %s is unreachable: %s", registry, why);
+    if (rc == CURLE_COULDNT_RESOLVE_HOST)
+      return vmbox_error_hint(err, "check the registry name and this machine's DNS and network");
     if (url && util__has_prefix(url, "https://"))
       return vmbox_error_hint(err,
                               "check the registry address and that it is running; "

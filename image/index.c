@@ -82,28 +82,6 @@ static int record_from_json(json_t *j, struct image_record *r)
   return 0;
 }
 
-static json_t *json_str_or_null(const char *s)
-{
-  return s ? json_string(s) : json_null();
-}
-
-static json_t *record_to_json(const struct image_record *r)
-{
-  json_t *names = json_array();
-  for (char **p = r->names; p && *p; p++)
-    json_array_append_new(names, json_string(*p));
-  json_t *j = json_object();
-  json_object_set_new(j, "id", json_string(r->id));
-  json_object_set_new(j, "names", names);
-  json_object_set_new(j, "manifest_digest", json_str_or_null(r->manifest_digest));
-  json_object_set_new(j, "repo_digest", json_str_or_null(r->repo_digest));
-  json_object_set_new(j, "platform", json_str_or_null(r->platform));
-  json_object_set_new(j, "size", json_integer(r->size));
-  json_object_set_new(j, "created", json_integer(r->created));
-  json_object_set_new(j, "added", json_integer(r->added));
-  return j;
-}
-
 /* ---- load / save (callers hold the lock) ---------------------------------------- */
 
 static int index_corrupt(struct store *s, const char *path, const char *why, vmbox_error_t *err)
@@ -167,7 +145,7 @@ int index__save(struct store *s, const struct image_record *v, size_t n, vmbox_e
 {
   json_t *imgs = json_array();
   for (size_t i = 0; i < n; i++)
-    json_array_append_new(imgs, record_to_json(&v[i]));
+    json_array_append_new(imgs, image_record__to_json(&v[i]));
   json_t *root = json_pack("{s:i, s:o}", "version", 1, "images", imgs);
   cleanup_free char *text = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
   json_decref(root);

@@ -13,8 +13,12 @@
 static const char *const image_types[] = {MT_OCI_MANIFEST, MT_DOCKER_MANIFEST};
 static const char *const index_types[] = {MT_OCI_INDEX, MT_DOCKER_LIST};
 static const char *const layer_types[] = {
-    MT_OCI_LAYER,         MT_OCI_LAYER_GZIP,       MT_OCI_LAYER_ZSTD, MT_DOCKER_LAYER_GZIP,
-    MT_DOCKER_FOREIGN_LAYER, "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    MT_OCI_LAYER,
+    MT_OCI_LAYER_GZIP,
+    MT_OCI_LAYER_ZSTD,
+    MT_DOCKER_LAYER_GZIP,
+    MT_DOCKER_FOREIGN_LAYER,
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
 };
 
 static bool in_list(const char *s, const char *const *list, size_t n)
@@ -52,8 +56,7 @@ static char *platform_string(json_t *p)
                              : util__fmt("%s/%s", os, arch);
 }
 
-static int parse_descriptor(json_t *j, struct descriptor *d, const char *what,
-                            vmbox_error_t *err)
+static int parse_descriptor(json_t *j, struct descriptor *d, const char *what, vmbox_error_t *err)
 {
   json_t *size = json_object_get(j, "size");
   const char *digest = json_string_value(json_object_get(j, "digest"));
@@ -106,7 +109,8 @@ static int parse_root(json_t *root, const char *content_type, struct manifest *m
   json_t *sv = json_object_get(root, "schemaVersion");
   if (json_is_integer(sv) && json_integer_value(sv) == 1)
     return vmbox_error_set(err, 0, "unsupported manifest schema version 1"),
-           vmbox_error_hint(err, "the image is too old; re-push it with a current docker or skopeo");
+           vmbox_error_hint(err,
+                            "the image is too old; re-push it with a current docker or skopeo");
   const char *mt = effective_type(root, content_type);
   if (mt == NULL)
     return vmbox_error_set(err, 0, "malformed manifest: no mediaType");
@@ -131,15 +135,14 @@ static int parse_root(json_t *root, const char *content_type, struct manifest *m
   return 0;
 }
 
-int manifest__parse(const char *json, size_t len, const char *content_type,
-                    struct manifest *out, vmbox_error_t *err)
+int manifest__parse(const char *json, size_t len, const char *content_type, struct manifest *out,
+                    vmbox_error_t *err)
 {
   memset(out, 0, sizeof(*out));
   json_error_t jerr;
   json_t *root = json_loadb(json, len, 0, &jerr);
   if (root == NULL)
-    return vmbox_error_set(err, 0, "malformed manifest JSON: %s (line %d)", jerr.text,
-                           jerr.line);
+    return vmbox_error_set(err, 0, "malformed manifest JSON: %s (line %d)", jerr.text, jerr.line);
   int r = json_is_object(root) ? parse_root(root, content_type, out, err)
                                : vmbox_error_set(err, 0, "malformed manifest: not an object");
   json_decref(root);
@@ -211,8 +214,7 @@ static int64_t parse_rfc3339(const char *s)
   return (int64_t)timegm(&tm);
 }
 
-int image_config__parse(const char *json, size_t len, struct image_config *out,
-                        vmbox_error_t *err)
+int image_config__parse(const char *json, size_t len, struct image_config *out, vmbox_error_t *err)
 {
   memset(out, 0, sizeof(*out));
   json_error_t jerr;

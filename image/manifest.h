@@ -20,7 +20,7 @@
 #define MT_DOCKER_FOREIGN_LAYER "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 
 /* The Accept header value for manifest requests. */
-#define MANIFEST_ACCEPT                                                                   \
+#define MANIFEST_ACCEPT                                                                            \
   MT_OCI_INDEX ", " MT_OCI_MANIFEST ", " MT_DOCKER_LIST ", " MT_DOCKER_MANIFEST
 
 struct descriptor {
@@ -44,8 +44,8 @@ struct manifest {
 
 /* content_type may be NULL (then mediaType inside the JSON decides).  Rejects
  * unknown media types, schema1, and descriptors with malformed digests. */
-int manifest__parse(const char *json, size_t len, const char *content_type,
-                    struct manifest *out, vmbox_error_t *err);
+int manifest__parse(const char *json, size_t len, const char *content_type, struct manifest *out,
+                    vmbox_error_t *err);
 void manifest__free(struct manifest *m);
 /* Picks the index entry for platform "os/arch[/variant]" (variant optional). */
 const struct descriptor *manifest__select(const struct manifest *idx, const char *platform);
@@ -65,8 +65,7 @@ struct image_config {
   char **diff_ids;
   int64_t created; /* unix seconds, 0 if absent */
 };
-int image_config__parse(const char *json, size_t len, struct image_config *out,
-                        vmbox_error_t *err);
+int image_config__parse(const char *json, size_t len, struct image_config *out, vmbox_error_t *err);
 void image_config__free(struct image_config *c);
 
 #endif

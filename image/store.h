@@ -75,14 +75,11 @@ int store__image_put(struct store *s, const struct image_record *rec, vmbox_erro
 /* Looks up by canonical name, by id or unique id prefix (with or without "sha256:"). */
 int store__image_get(struct store *s, const char *name_or_id, struct image_record *out,
                      vmbox_error_t *err);
-int store__image_list(struct store *s, struct image_record **out, size_t *n,
-                      vmbox_error_t *err);
+int store__image_list(struct store *s, struct image_record **out, size_t *n, vmbox_error_t *err);
 /* Untags `name`; removes the image record when no names are left (or by id with force). */
-int store__image_remove(struct store *s, const char *name_or_id, bool force,
-                        vmbox_error_t *err);
+int store__image_remove(struct store *s, const char *name_or_id, bool force, vmbox_error_t *err);
 /* Deletes blobs and ext4 files no image references; reports what it freed. */
-int store__prune(struct store *s, uint64_t *freed_bytes, size_t *freed_blobs,
-                 vmbox_error_t *err);
+int store__prune(struct store *s, uint64_t *freed_bytes, size_t *freed_blobs, vmbox_error_t *err);
 
 /* Exclusive store lock for multi-step updates (pull's final index write, prune). */
 int store__lock(struct store *s, bool exclusive, vmbox_error_t *err);

@@ -15,7 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
-void util__freep(void *p) { free(*(void **)p); }
+void util__freep(void *p)
+{
+  free(*(void **)p);
+}
 void util__closep(int *fd)
 {
   if (*fd >= 0)
@@ -28,7 +31,10 @@ void util__fclosep(FILE **f)
     fclose(*f);
   *f = NULL;
 }
-void util__strvfreep(char ***v) { strv_free(*v); }
+void util__strvfreep(char ***v)
+{
+  strv_free(*v);
+}
 
 static void oom(void)
 {

@@ -22,8 +22,18 @@ void util__strvfreep(char ***v);
 #define cleanup_strv __attribute__((cleanup(util__strvfreep)))
 
 /* Hands ownership out of a cleanup variable. */
-#define steal_pointer(pp) ({ __typeof__(*(pp)) _p = *(pp); *(pp) = NULL; _p; })
-#define steal_fd(fdp) ({ int _fd = *(fdp); *(fdp) = -1; _fd; })
+#define steal_pointer(pp)                                                                          \
+  ({                                                                                               \
+    __typeof__(*(pp)) _p = *(pp);                                                                  \
+    *(pp) = NULL;                                                                                  \
+    _p;                                                                                            \
+  })
+#define steal_fd(fdp)                                                                              \
+  ({                                                                                               \
+    int _fd = *(fdp);                                                                              \
+    *(fdp) = -1;                                                                                   \
+    _fd;                                                                                           \
+  })
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -7,16 +7,16 @@
 
 static int tap__n, tap__failed;
 
-#define TAP_OK(cond, ...)                                                                  \
-  do {                                                                                     \
-    int ok_ = (cond) ? 1 : 0;                                                              \
-    printf("%sok %d - ", ok_ ? "" : "not ", ++tap__n);                                    \
-    printf(__VA_ARGS__);                                                                   \
-    printf("\n");                                                                          \
-    if (!ok_) {                                                                            \
-      tap__failed++;                                                                       \
-      printf("# failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);                        \
-    }                                                                                      \
+#define TAP_OK(cond, ...)                                                                          \
+  do {                                                                                             \
+    int ok_ = (cond) ? 1 : 0;                                                                      \
+    printf("%sok %d - ", ok_ ? "" : "not ", ++tap__n);                                             \
+    printf(__VA_ARGS__);                                                                           \
+    printf("\n");                                                                                  \
+    if (!ok_) {                                                                                    \
+      tap__failed++;                                                                               \
+      printf("# failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);                                \
+    }                                                                                              \
   } while (0)
 
 /* Call last: prints the plan and gives main's exit status. */

@@ -23,11 +23,11 @@ static void test_image_manifest(void)
 {
   struct manifest m;
   char *msg = NULL;
-  const char *j = "{\"schemaVersion\":2,\"mediaType\":\"" MT_DOCKER_MANIFEST "\","
-                  "\"config\":{\"mediaType\":\"" MT_DOCKER_CONFIG "\",\"digest\":\"" D1
-                  "\",\"size\":10},"
-                  "\"layers\":[{\"mediaType\":\"" MT_DOCKER_LAYER_GZIP "\",\"digest\":\"" D2
-                  "\",\"size\":20}]}";
+  const char *j =
+      "{\"schemaVersion\":2,\"mediaType\":\"" MT_DOCKER_MANIFEST "\","
+      "\"config\":{\"mediaType\":\"" MT_DOCKER_CONFIG "\",\"digest\":\"" D1 "\",\"size\":10},"
+      "\"layers\":[{\"mediaType\":\"" MT_DOCKER_LAYER_GZIP "\",\"digest\":\"" D2
+      "\",\"size\":20}]}";
   TAP_OK(parse(j, &m, &msg) == 0, "docker schema2 manifest parses");
   TAP_OK(m.kind == MANIFEST_IMAGE && m.n_layers == 1 && m.layers[0].size == 20 &&
              strcmp(m.config.digest, D1) == 0,
@@ -89,10 +89,11 @@ static void test_bad(void)
 
 static void test_config(void)
 {
-  const char *j = "{\"os\":\"linux\",\"architecture\":\"amd64\",\"created\":\"2024-01-02T03:04:05.123Z\","
-                  "\"config\":{\"Env\":[\"A=1\",\"B=2\"],\"Cmd\":[\"sh\"],\"WorkingDir\":\"/w\","
-                  "\"User\":\"1000:1000\",\"ExposedPorts\":{\"80/tcp\":{}}},"
-                  "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" D1 "\"]}}";
+  const char *j =
+      "{\"os\":\"linux\",\"architecture\":\"amd64\",\"created\":\"2024-01-02T03:04:05.123Z\","
+      "\"config\":{\"Env\":[\"A=1\",\"B=2\"],\"Cmd\":[\"sh\"],\"WorkingDir\":\"/w\","
+      "\"User\":\"1000:1000\",\"ExposedPorts\":{\"80/tcp\":{}}},"
+      "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" D1 "\"]}}";
   struct image_config c;
   vmbox_error_t err = NULL;
   TAP_OK(image_config__parse(j, strlen(j), &c, &err) == 0, "config parses");

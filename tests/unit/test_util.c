@@ -28,8 +28,7 @@ static void test_sizes(void)
 static void test_digest(void)
 {
   char *d = util__sha256_digest("", 0);
-  TAP_OK(strcmp(d, "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855") ==
-             0,
+  TAP_OK(strcmp(d, "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855") == 0,
          "sha256 of empty input");
   TAP_OK(util__digest_hex(d) == d + 7, "valid digest gives its hex");
   free(d);
