@@ -11,6 +11,68 @@
 #include "cli.h"
 
 static const struct command commands[] = {
+    {"run", cmd_run, "Run a command in a new box",
+     "run [OPTIONS] IMAGE [COMMAND [ARG...]]\n\n"
+     "Create a box from IMAGE and run COMMAND (default: the image's Entrypoint/Cmd).\n"
+     "In the foreground vmbox exits with the command's status (125: vmbox failed,\n"
+     "126: cannot run, 127: not found, 128+N: killed by signal N, 137: OOM or --timeout).\n\n"
+     "Options:\n"
+     "  -d, --detach            run in the background and print the box id\n"
+     "  -i, --interactive       pass stdin to the box\n"
+     "  -t, --tty               allocate a TTY (output and stderr merged, as docker)\n"
+     "  --rm                    remove the box when it exits\n"
+     "  --name NAME             name the box (default: a generated name)\n"
+     "  -e, --env K=V           set an environment variable (-e K: take it from here)\n"
+     "  --env-file FILE         read K=V lines from FILE\n"
+     "  -w, --workdir DIR       working directory inside the box\n"
+     "  -u, --user USER[:GROUP] names (from the image) or numeric ids\n"
+     "  --entrypoint CMD        override the image's entrypoint\n"
+     "  -v, --volume H:G[:ro]   bind mount host path H at G\n"
+     "  --tmpfs PATH[:OPTS]     mount a tmpfs at PATH\n"
+     "  -h, --hostname NAME     hostname inside the box\n"
+     "  --read-only             make the root filesystem read-only\n"
+     "  --cpus N                CPU quota (1.5 = one and a half CPUs)\n"
+     "  -m, --memory SIZE       memory limit (e.g. 64m); OOM exits 137\n"
+     "  --pids-limit N          limit on the number of tasks\n"
+     "  --timeout SECONDS       kill the box after SECONDS (exit 137)\n"
+     "  --backend ns|kvm|sentry isolation backend (default ns)\n"
+     "  --net none              networking (only none for now)\n"},
+    {"exec", cmd_exec, "Run another command in a running box",
+     "exec [OPTIONS] BOX COMMAND [ARG...]\n\n"
+     "The command gets the box's environment, working directory and user unless\n"
+     "overridden; vmbox exits with its status.\n\n"
+     "Options:\n"
+     "  -i, --interactive       pass stdin to the command\n"
+     "  -t, --tty               allocate a TTY\n"
+     "  -e, --env K=V           set an environment variable\n"
+     "  -w, --workdir DIR       working directory\n"
+     "  -u, --user USER[:GROUP] names (from the image) or numeric ids\n"},
+    {"ps", cmd_ps, "List boxes",
+     "ps [OPTIONS]\n\n"
+     "Options:\n"
+     "  -a, --all               show all boxes (default: running ones)\n"
+     "  -q, --quiet             print box ids only\n"
+     "  --format json           print a JSON array\n"},
+    {"logs", cmd_logs, "Show a box's output",
+     "logs [OPTIONS] BOX\n\n"
+     "Options:\n"
+     "  -f, --follow            keep printing until the box ends\n"
+     "  -n, --tail N            only the last N lines\n"},
+    {"wait", cmd_wait, "Wait for boxes to end and print their exit codes", "wait BOX...\n"},
+    {"stop", cmd_stop, "Stop running boxes",
+     "stop [OPTIONS] BOX...\n\n"
+     "Send SIGTERM, then SIGKILL after a grace period.\n\n"
+     "Options:\n"
+     "  -t, --time SECONDS      grace period (default 10)\n"},
+    {"kill", cmd_kill, "Send a signal to running boxes",
+     "kill [OPTIONS] BOX...\n\n"
+     "Options:\n"
+     "  -s, --signal SIG        signal to send (default KILL)\n"},
+    {"rm", cmd_rm, "Remove boxes",
+     "rm [OPTIONS] BOX...\n\n"
+     "Options:\n"
+     "  -f, --force             kill a running box first\n"},
+    {"inspect", cmd_box_inspect, "Show boxes as JSON", "inspect BOX...\n"},
     {"pull", cmd_pull, "Download an image from a registry",
      "pull [OPTIONS] IMAGE\n\n"
      "Pull an image (docker.io/library is assumed for short names).\n\n"

@@ -7,6 +7,12 @@ _vmbox_images() {
     awk 'NR > 1 && $1 != "<none>" { print ($2 == "<none>") ? $1 : $1 ":" $2 }'
 }
 
+_vmbox_boxes() {
+  local root_opt=()
+  [ -n "${_vmbox_root:-}" ] && root_opt=(--root "$_vmbox_root")
+  vmbox "${root_opt[@]}" ps -a 2>/dev/null | awk 'NR > 1 { print $NF }'
+}
+
 _vmbox() {
   local cur prev words cword
   if declare -F _init_completion >/dev/null; then
@@ -17,7 +23,7 @@ _vmbox() {
     words=("${COMP_WORDS[@]}")
     cword=$COMP_CWORD
   fi
-  local commands="pull import images rmi image login logout help version"
+  local commands="run exec ps logs wait stop kill rm inspect pull import images rmi image login logout help version"
   local global="--root --format --debug --quiet -q --insecure-registry --help --version"
   local cmd='' sub='' i _vmbox_root=''
   for ((i = 1; i < cword; i++)); do
@@ -61,6 +67,17 @@ _vmbox() {
         esac
       fi
       ;;
+    run)
+      opts="-d --detach -i --interactive -t --tty --rm --name -e --env --env-file -w --workdir -u --user --entrypoint -v --volume --tmpfs -h --hostname --read-only --cpus -m --memory --pids-limit --timeout --backend --net --help"
+      [[ $cur != -* ]] && opts=$(_vmbox_images)
+      ;;
+    exec) opts="-i --interactive -t --tty -e --env -w --workdir -u --user --help"; [[ $cur != -* ]] && opts=$(_vmbox_boxes) ;;
+    ps) opts="-a --all -q --quiet --format --help" ;;
+    logs) opts="-f --follow -n --tail --help"; [[ $cur != -* ]] && opts=$(_vmbox_boxes) ;;
+    stop) opts="-t --time --help"; [[ $cur != -* ]] && opts=$(_vmbox_boxes) ;;
+    kill) opts="-s --signal --help"; [[ $cur != -* ]] && opts=$(_vmbox_boxes) ;;
+    rm) opts="-f --force --help"; [[ $cur != -* ]] && opts=$(_vmbox_boxes) ;;
+    wait | inspect) opts="--help"; [[ $cur != -* ]] && opts=$(_vmbox_boxes) ;;
     login) opts="-u --username -p --password --password-stdin --help" ;;
     logout) opts="--help" ;;
     help) [ -z "$sub" ] && opts="$commands" ;;

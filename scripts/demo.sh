@@ -25,3 +25,4 @@ step version
 step import "$tarball" busybox
 step images
 step image inspect busybox
+step run --rm busybox echo hello from vmbox
