@@ -297,11 +297,12 @@ static void index_apply_put(struct image_record *v, size_t *n, const struct imag
   (*n)++;
 }
 
-int store__image_put(struct store *s, const struct image_record *rec, vmbox_error_t *err)
+/* Read-modify-write of the index under the exclusive lock: the one way
+ * every writer changes images.json.  v has room for one more record. */
+typedef int (*index_edit_fn)(struct image_record *v, size_t *n, void *ctx, vmbox_error_t *err);
+
+static int index_update(struct store *s, index_edit_fn edit, void *ctx, vmbox_error_t *err)
 {
-  if (util__digest_hex(rec->id) == NULL)
-    return vmbox_error_set(err, 0, "image record has an invalid id '%s'",
-                           rec->id ? rec->id : "(null)");
   struct image_record *v;
   size_t n;
   if (store__lock(s, true, err) < 0)
@@ -309,11 +310,28 @@ int store__image_put(struct store *s, const struct image_record *rec, vmbox_erro
   int r = index__load(s, &v, &n, err);
   if (r == 0) {
     v = xrealloc(v, (n + 1) * sizeof(*v));
-    index_apply_put(v, &n, rec);
-    r = index__save(s, v, n, err);
+    r = edit(v, &n, ctx, err);
+    if (r == 0)
+      r = index__save(s, v, n, err);
     image_record__list_free(v, n);
   }
   store__unlock(s);
+  return r;
+}
+
+static int edit_put(struct image_record *v, size_t *n, void *ctx, vmbox_error_t *err)
+{
+  (void)err;
+  index_apply_put(v, n, ctx);
+  return 0;
+}
+
+int store__image_put(struct store *s, const struct image_record *rec, vmbox_error_t *err)
+{
+  if (util__digest_hex(rec->id) == NULL)
+    return vmbox_error_set(err, 0, "image record has an invalid id '%s'",
+                           rec->id ? rec->id : "(null)");
+  int r = index_update(s, edit_put, (void *)rec, err);
   if (r == 0)
     store__gc_release(s);
   return r;
@@ -339,25 +357,24 @@ static int remove_matched(struct image_record *v, size_t *n, long i, const char 
   return 0;
 }
 
+struct remove_ctx {
+  const char *key;
+  bool force;
+};
+
+static int edit_remove(struct image_record *v, size_t *n, void *ctx, vmbox_error_t *err)
+{
+  struct remove_ctx *c = ctx;
+  long i = index_match(v, *n, c->key);
+  if (i == -1)
+    return vmbox_error_set(err, 0, "No such image: %s", c->key);
+  if (i == -2)
+    return ambiguous(c->key, err);
+  return remove_matched(v, n, i, c->key, c->force, err);
+}
+
 int store__image_remove(struct store *s, const char *name_or_id, bool force, vmbox_error_t *err)
 {
-  struct image_record *v;
-  size_t n;
-  if (store__lock(s, true, err) < 0)
-    return -1;
-  int r = index__load(s, &v, &n, err);
-  if (r == 0) {
-    long i = index_match(v, n, name_or_id);
-    if (i == -1)
-      r = vmbox_error_set(err, 0, "No such image: %s", name_or_id);
-    else if (i == -2)
-      r = ambiguous(name_or_id, err);
-    else
-      r = remove_matched(v, &n, i, name_or_id, force, err);
-    if (r == 0)
-      r = index__save(s, v, n, err);
-    image_record__list_free(v, n);
-  }
-  store__unlock(s);
-  return r;
+  struct remove_ctx c = {name_or_id, force};
+  return index_update(s, edit_remove, &c, err);
 }
