@@ -1,25 +1,37 @@
 #!/usr/bin/env bash
 # Builds a reproducible OCI image-layout tarball of a busybox image from
-# Debian's busybox-static: no network, no root.  Usage: mkbusybox.sh OUT.tar
+# Debian's busybox-static: no network, no root.
+#   mkbusybox.sh OUT.tar           the OCI archive linked into vmbox
+#   mkbusybox.sh --rootfs DIR      just the root filesystem (tests build on it)
 set -euo pipefail
-out=$1
 bb=${BUSYBOX:-/bin/busybox}
 [ -x "$bb" ] || { echo "mkbusybox: $bb not found; install busybox-static" >&2; exit 1; }
+
+fill_rootfs() { # DIR
+  local root=$1 p
+  mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,root,home,proc,sys,dev,tmp,var/tmp,run}
+  chmod 1777 "$root/tmp" "$root/var/tmp"
+  chmod 700 "$root/root"
+  cp "$bb" "$root/bin/busybox"
+  for p in $("$bb" --list-full); do
+    [ "$p" = bin/busybox ] && continue
+    mkdir -p "$root/$(dirname "$p")"
+    ln -sf /bin/busybox "$root/$p"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+  printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
+}
+
+if [ "${1:-}" = --rootfs ]; then
+  fill_rootfs "$2"
+  exit 0
+fi
+out=$1
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 root=$work/rootfs
-mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,root,home,proc,sys,dev,tmp,var/tmp,run}
-chmod 1777 "$root/tmp" "$root/var/tmp"
-chmod 700 "$root/root"
-cp "$bb" "$root/bin/busybox"
-for p in $("$bb" --list-full); do
-  [ "$p" = bin/busybox ] && continue
-  mkdir -p "$root/$(dirname "$p")"
-  ln -sf /bin/busybox "$root/$p"
-done
-printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
-printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
-printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
+fill_rootfs "$root"
 
 blobs=$work/oci/blobs/sha256
 mkdir -p "$blobs"

@@ -12,17 +12,8 @@ setup_file() {
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:print_summary=1}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
   [ -x "$NS_RUN" ] || { echo "ns_run not built: make asan unit" >&2; return 1; }
-  local root=$BATS_FILE_TMPDIR/rootfs bb=/bin/busybox p
-  mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,root,home,proc,sys,dev,tmp,var/tmp,run}
-  chmod 1777 "$root/tmp" "$root/var/tmp"
-  cp "$bb" "$root/bin/busybox"
-  for p in $("$bb" --list-full); do
-    [ "$p" = bin/busybox ] && continue
-    mkdir -p "$root/$(dirname "$p")"
-    ln -sf /bin/busybox "$root/$p"
-  done
-  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
-  printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+  local root=$BATS_FILE_TMPDIR/rootfs
+  "$VMBOX_REPO/scripts/mkbusybox.sh" --rootfs "$root"
   echo "image file" >"$root/etc/motd"
   ln -s ../../../../../../../../../../tmp "$root/escape" # tries to leave the root
   printf '#!/bin/sh\necho script\n' >"$root/bin/noexec.sh" # mode 644: not executable

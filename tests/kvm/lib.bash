@@ -70,8 +70,8 @@ kvm_inner_result() { # FILE NAME
       if (!done) {
         line = $0; ok = (line ~ /^ok /)
         sub(/^(not )?ok [0-9]+ /, "", line)
-        skip = (line ~ / # skip( |$)/); sub(/ # skip.*$/, "", line)
-        if (line == name) { found = 1; pass = ok && !skip; head = $0; nd = 0; next }
+        skipped = (line ~ / # skip( |$)/); sub(/ # skip.*$/, "", line)
+        if (line == name) { found = 1; pass = ok && !skipped; head = $0; nd = 0; next }
       }
     }
     /^#/ && found && !done { d[++nd] = $0; next }

@@ -103,18 +103,11 @@ _set_config() {
 }
 
 _fill_busybox() { # ROOTFS
-  local root=$1 p
-  mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,root,home,proc,sys,dev,tmp,var/tmp,run,srv/app}
-  chmod 1777 "$root/tmp" "$root/var/tmp"
-  chmod 700 "$root/root"
-  cp "$MKIMAGES_BUSYBOX" "$root/bin/busybox"
-  for p in $("$MKIMAGES_BUSYBOX" --list-full); do
-    [ "$p" = bin/busybox ] && continue
-    mkdir -p "$root/$(dirname "$p")"
-    ln -sf /bin/busybox "$root/$p"
-  done
-  printf 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/srv/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
-  printf 'root:x:0:\napp:x:1000:\nnogroup:x:65534:\n' >"$root/etc/group"
+  local root=$1
+  BUSYBOX=$MKIMAGES_BUSYBOX "$VMBOX_REPO/scripts/mkbusybox.sh" --rootfs "$root"
+  mkdir -p "$root/srv/app"
+  printf 'app:x:1000:1000:app:/srv/app:/bin/sh\n' >>"$root/etc/passwd"
+  printf 'app:x:1000:\n' >>"$root/etc/group"
   echo 'hello from vmbox tests' >"$root/srv/app/hello.txt"
   chown -R 1000:1000 "$root/srv/app"
 }
