@@ -1,0 +1,134 @@
+/* The VMM's internal contract, shared by the files of backends/kvm/ only.
+ * Nothing outside backends/kvm/ includes this: the rest of vmbox sees the kvm
+ * backend through backend.h alone.
+ *
+ * Layout (kvmtool style, one file per concern):
+ *   vm.c        VM fd, guest RAM (MAP_NORESERVE), irqchip + PIT, run/stop
+ *   boot.c      bzImage (Linux x86 boot protocol), boot_params, e820, cmdline,
+ *               initrd, page tables + GDT, 64-bit entry
+ *   mptable.c   MP table: CPUs, IOAPIC, ISA and PCI interrupt routing
+ *   vcpu.c      vCPU threads, CPUID, MSRs, the exit loop
+ *   ioport.c    port I/O bus + the legacy stubs a Linux guest probes (CMOS,
+ *               i8042, PIC/PIT leftovers, the vmbox exit port)
+ *   serial.c    8250 UARTs: COM1 = kernel console, COM2 = control channel
+ *   pci.c       PCI config space (0xCF8/0xCFC), BAR allocation, INTx
+ *   virtio/ring.c  virtqueue access, every guest value checked
+ *   virtio/pci.c   virtio-pci transport
+ *   virtio/blk.c   virtio-blk
+ *   disk.c      the box disk: read-only base + copy-on-write overlay
+ *   chan.c      framing on COM2 between the host and vmbox-init
+ *   kernel.c, initramfs.c  finding a kernel, building the initramfs
+ *   kvm.c       backend_ops for "kvm"
+ *
+ * Threads: one per vCPU plus one I/O thread (chan stdin, signals).  Device
+ * state is guarded by the device's own mutex; handlers run on vCPU threads. */
+#ifndef VMBOX_KVM_VMM_H
+#define VMBOX_KVM_VMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../../lib/err.h"
+
+/* Fixed guest-physical / port layout. */
+#define VMM_COM1_PORT 0x3f8 /* IRQ 4: ttyS0, kernel console */
+#define VMM_COM2_PORT 0x2f8 /* IRQ 3: ttyS1, control channel (chan.c) */
+#define VMM_EXIT_PORT 0x501 /* vmbox-init writes a byte here after its last
+                             * frame: the VM stops (VMM_EXIT_POWEROFF) */
+#define VMM_PCI_IRQ_BASE 16 /* PCI slot s (1..) raises IOAPIC pin 16+s-1,
+                             * level-triggered, active high; MP table and
+                             * config-space Interrupt Line say the same */
+#define VMM_PCI_MAX_SLOTS 8
+
+struct vmm; /* one VM; owned by vmm__run */
+
+struct vmm_config {
+  const char *kernel;  /* bzImage */
+  const char *initrd;  /* NULL = none */
+  const char *cmdline; /* kernel command line */
+  uint64_t mem_bytes;  /* guest RAM */
+  unsigned vcpus;      /* >= 1 */
+  /* The box disk (virtio-blk, /dev/vda): base is opened read-only and never
+   * written; writes go to overlay (created if missing, sparse, same size)
+   * with its map in overlay_map.  overlay NULL = read-only disk. */
+  const char *disk_base;
+  const char *disk_overlay;
+  const char *disk_overlay_map;
+  int console_fd; /* COM1 output goes here; -1 = dropped */
+  /* COM2: bytes the guest writes go to chan_guest_out(); host bytes for the
+   * guest are queued with vmm__com2_inject(). */
+  void (*chan_guest_out)(void *opaque, const uint8_t *buf, size_t n);
+  void *chan_opaque;
+  /* Called once the VM exists, before any vCPU runs (e.g. to start an I/O
+   * thread holding the vmm pointer for vmm__com2_inject / vmm__stop). */
+  void (*on_ready)(struct vmm *vm, void *opaque);
+};
+
+enum vmm_exit_kind {
+  VMM_EXIT_POWEROFF, /* byte written to VMM_EXIT_PORT; code = that byte */
+  VMM_EXIT_RESET,    /* triple fault / reboot (reboot=t panic=-1): a panic
+                      * or a crashed init when no exit frame came first */
+  VMM_EXIT_STOPPED,  /* vmm__stop() from the host */
+  VMM_EXIT_ERROR,    /* the VMM failed (KVM error, bad exit); reason says */
+};
+
+struct vmm_result {
+  enum vmm_exit_kind kind;
+  int code;
+  char reason[256];
+};
+
+/* Builds the VM, boots the kernel, runs until the guest stops.  Returns 0
+ * with *res filled once the VM ran; -1 with *err when setup failed (bad
+ * kernel file, no /dev/kvm, ...). */
+int vmm__run(const struct vmm_config *cfg, struct vmm_result *res, vmbox_error_t *err);
+
+/* Thread-safe, from any thread while the VM runs. */
+void vmm__com2_inject(struct vmm *vm, const uint8_t *buf, size_t n);
+void vmm__stop(struct vmm *vm);
+
+/* --- for devices (called on vCPU threads) ------------------------------------ */
+
+/* Host pointer to guest-physical [gpa, gpa+len), or NULL when any byte of it
+ * lies outside guest RAM (or the sum overflows).  Never trust a guest value
+ * without this. */
+void *vmm__gpa(struct vmm *vm, uint64_t gpa, uint64_t len);
+/* Raises (level 1) or lowers (0) a GSI through KVM_IRQ_LINE. */
+void vmm__irq_line(struct vmm *vm, unsigned gsi, int level);
+
+/* Port I/O handlers: data is `size` bytes (1, 2, 4), little endian. */
+typedef void (*vmm_pio_fn)(void *opaque, uint16_t port, bool is_write, uint8_t *data,
+                           unsigned size);
+int vmm__register_pio(struct vmm *vm, uint16_t base, uint16_t len, vmm_pio_fn fn, void *opaque);
+typedef void (*vmm_mmio_fn)(void *opaque, uint64_t addr, bool is_write, uint8_t *data,
+                            unsigned size);
+int vmm__register_mmio(struct vmm *vm, uint64_t base, uint64_t len, vmm_mmio_fn fn,
+                       void *opaque);
+
+/* --- PCI (pci.c) -------------------------------------------------------------- */
+struct pci_dev;
+/* Claims the next slot; BAR0 is an I/O BAR of bar0_len bytes (power of two)
+ * served by fn.  The device's INTx is GSI VMM_PCI_IRQ_BASE + slot - 1. */
+struct pci_dev *pci__add(struct vmm *vm, uint16_t vendor, uint16_t device, uint16_t subsys_id,
+                         uint32_t class_code, uint16_t bar0_len, vmm_pio_fn fn, void *opaque,
+                         vmbox_error_t *err);
+unsigned pci__slot(const struct pci_dev *d);
+unsigned pci__gsi(const struct pci_dev *d);
+/* For mptable.c: the slots in use, in order; returns the count. */
+unsigned pci__slots(struct vmm *vm, unsigned *slots, unsigned max);
+int pci__init(struct vmm *vm, vmbox_error_t *err);
+
+/* Per-VM state slots for modules that keep state (pci.c's bus, ...), so no
+ * module needs globals and vm.c never sees their structs. */
+enum vmm_slot { VMM_SLOT_PCI, VMM_SLOT_BLK, VMM_SLOT_COUNT };
+void *vmm__slot(struct vmm *vm, enum vmm_slot s);
+void vmm__set_slot(struct vmm *vm, enum vmm_slot s, void *p);
+
+/* --- devices vm.c brings up, in this order, before the MP table ------------- */
+/* pci__init, then virtio_blk__init (when cfg->disk_base), then the MP table.
+ * virtio_blk__exit flushes the overlay map; called after the vCPUs stop. */
+int virtio_blk__init(struct vmm *vm, const struct vmm_config *cfg, vmbox_error_t *err);
+void virtio_blk__exit(struct vmm *vm);
+
+#endif
