@@ -7,15 +7,20 @@
 #include "../lib/util.h"
 #include "ns/ns.h"
 
+/* Weak: `make KVM_SRC=` builds vmbox without backends/kvm/ and still links;
+ * the Makefile forces the symbol in (-u) when the kvm sources are built. */
+extern const struct backend_ops backend_kvm_ops __attribute__((weak));
+
 struct backend_entry {
   const char *name;
   const struct backend_ops *ops; /* NULL: planned, not built yet */
+  const char *missing;           /* why ops is NULL */
 };
 
 static const struct backend_entry backends[] = {
-    {"ns", &ns__backend},
-    {"kvm", NULL},
-    {"sentry", NULL},
+    {"ns", &ns__backend, NULL},
+    {"kvm", &backend_kvm_ops, "was not built into this vmbox (make without KVM_SRC=)"},
+    {"sentry", NULL, "is not available yet"},
 };
 
 int backend__lookup(const char *name, const struct backend_ops **out, vmbox_error_t *err)
@@ -24,7 +29,7 @@ int backend__lookup(const char *name, const struct backend_ops **out, vmbox_erro
     if (strcmp(name, backends[i].name) != 0)
       continue;
     if (backends[i].ops == NULL) {
-      vmbox_error_set(err, 0, "backend %s is not available yet", name);
+      vmbox_error_set(err, 0, "backend %s %s", name, backends[i].missing);
       return vmbox_error_hint(err, "use --backend ns");
     }
     *out = backends[i].ops;

@@ -101,6 +101,17 @@ struct box_proc_io {
   int pty_master; /* owned by the caller; -1 without tty */
 };
 
+/* One `vmbox cp`: between box_path and host_path, or a tar stream. */
+struct box_cp {
+  const char *name;      /* the box as the user named it, for messages */
+  const char *image;     /* its disk image: a stopped box is remounted from it */
+  const char *box_path;  /* absolute, inside the box */
+  const char *host_path; /* absolute on the host; NULL: tar_fd instead */
+  int tar_fd;            /* tar stream read (cp_in) or written (cp_out) */
+  bool follow;           /* -L: follow a symlink SRC */
+  bool archive;          /* -a: keep uid/gid (mode and times are always kept) */
+};
+
 struct box;      /* opaque, one per box, owned by the monitor */
 struct box_proc; /* opaque, one per exec'd process */
 
@@ -138,6 +149,12 @@ struct backend_ops {
   int (*snapshot)(struct box *b, const char *dir, vmbox_error_t *err);
   int (*restore)(const struct box_spec *spec, const char *dir, struct box **out,
                  vmbox_error_t *err);
+  /* `vmbox cp` out of / into a box, running or stopped, from any process
+   * (no handle: the box's id and state dir say where it is).  A box's
+   * writes outlive it until its state dir is removed, as a stopped docker
+   * container's do.  NULL where not supported. */
+  int (*cp_out)(const char *id, const char *state_dir, const struct box_cp *c, vmbox_error_t *err);
+  int (*cp_in)(const char *id, const char *state_dir, const struct box_cp *c, vmbox_error_t *err);
 };
 
 /* Looks a backend up by its --backend name.  Unknown names and backends not

@@ -82,6 +82,11 @@ const char *box__rfc3339(int64_t t);
 /* The command line as one string, words joined by spaces (caller frees). */
 char *box__command(const struct box_info *b);
 
+/* exits.c: a --rm box's exit code, kept a while after the box is gone for
+ * a `vmbox wait` that was waiting on it.  read: 1 found, 0 not. */
+void box__exit_note_write(const char *root, const char *id, int code);
+int box__exit_note_read(const char *root, const char *id, int *code);
+
 /* Path of a file in the box dir (caller frees). */
 char *box__path(const struct box_info *b, const char *file);
 

@@ -4,10 +4,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -187,17 +190,29 @@ static ssize_t recv_msg(int fd, char *buf, size_t len, int *pty)
   return n;
 }
 
+/* exec -t: our terminal's size onto the box's pty (the kernel signals the
+ * process in the box). */
+static void copy_winsize(int pty)
+{
+  struct winsize ws;
+  if (ioctl(1, TIOCGWINSZ, &ws) == 0 || ioctl(0, TIOCGWINSZ, &ws) == 0)
+    ioctl(pty, TIOCSWINSZ, &ws);
+}
+
 /* Copies pty output to stdout and (with -i) stdin to the pty until the
- * monitor's reply arrives, then what is left of the output. */
-static void relay_pty(int conn, int pty, bool in)
+ * monitor's reply arrives, then what is left of the output.  The window
+ * size follows ours: at start and on each SIGWINCH (sfd). */
+static void relay_pty(int conn, int pty, bool in, int sfd)
 {
   char buf[4096];
   bool replied = false;
+  copy_winsize(pty);
   for (;;) {
-    struct pollfd p[3] = {{pty, POLLIN, 0}, {in ? 0 : -1, POLLIN, 0}, {conn, POLLIN, 0}};
+    struct pollfd p[4] = {
+        {pty, POLLIN, 0}, {in ? 0 : -1, POLLIN, 0}, {conn, POLLIN, 0}, {sfd, POLLIN, 0}};
     if (replied)
       p[1].fd = p[2].fd = -1;
-    int r = poll(p, 3, replied ? 200 : -1);
+    int r = poll(p, 4, replied ? 200 : -1);
     if (r < 0 && errno == EINTR)
       continue;
     if (r <= 0)
@@ -214,6 +229,9 @@ static void relay_pty(int conn, int pty, bool in)
     }
     if (p[2].revents)
       replied = true;
+    struct signalfd_siginfo si;
+    if (p[3].revents && read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+      copy_winsize(pty);
   }
 }
 
@@ -230,7 +248,15 @@ static int read_reply(int fd, int *code, bool in, vmbox_error_t *err)
       cfmakeraw(&t);
       tcsetattr(0, TCSANOW, &t);
     }
-    relay_pty(fd, pty, in);
+    sigset_t winch, old;
+    sigemptyset(&winch);
+    sigaddset(&winch, SIGWINCH);
+    sigprocmask(SIG_BLOCK, &winch, &old);
+    int sfd = signalfd(-1, &winch, SFD_CLOEXEC);
+    relay_pty(fd, pty, in, sfd);
+    if (sfd >= 0)
+      close(sfd);
+    sigprocmask(SIG_SETMASK, &old, NULL);
     if (raw)
       tcsetattr(0, TCSANOW, &saved);
     close(pty);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -35,6 +36,7 @@ struct mon {
   int log, out_r, err_r, sfd, ctl;
   int pty, in; /* -t: the pty master (also out_r) and, with -i, our stdin */
   struct box *handle;
+  uint64_t log_size, log_max; /* ctr.log rotates to ctr.log.1 past log_max */
 };
 
 /* ---- monitor side ------------------------------------------------------------- */
@@ -87,6 +89,10 @@ static int open_io(struct mon *m, int out[2], int errp[2], vmbox_error_t *err)
   m->log = open(lp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (m->log < 0)
     return vmbox_error_sys(err, "open %s", lp);
+  struct stat st;
+  m->log_size = fstat(m->log, &st) == 0 ? (uint64_t)st.st_size : 0;
+  json_int_t max = json_integer_value(json_object_get(m->box.config, "log_max_size"));
+  m->log_max = max > 0 ? (uint64_t)max : 0;
   if (pipe2(out, O_CLOEXEC) < 0)
     return vmbox_error_sys(err, "pipe");
   if (pipe2(errp, O_CLOEXEC) < 0) {
@@ -95,6 +101,18 @@ static int open_io(struct mon *m, int out[2], int errp[2], vmbox_error_t *err)
     return vmbox_error_sys(err, "pipe");
   }
   return 0;
+}
+
+/* The caller's terminal size onto the box's pty; the kernel then sends
+ * SIGWINCH to the pty's foreground process group in the box. */
+static void resize_pty(struct mon *m)
+{
+  struct winsize ws;
+  if (m->pty < 0)
+    return;
+  if ((m->cout >= 0 && ioctl(m->cout, TIOCGWINSZ, &ws) == 0) ||
+      (m->in >= 0 && ioctl(m->in, TIOCGWINSZ, &ws) == 0))
+    ioctl(m->pty, TIOCSWINSZ, &ws);
 }
 
 static int start_box(struct mon *m, vmbox_error_t *err)
@@ -120,11 +138,9 @@ static int start_box(struct mon *m, vmbox_error_t *err)
     close(m->err_r);
     m->err_r = -1;
     m->out_r = m->pty = io.pty_master;
-    struct winsize ws;
-    if (m->cout >= 0 && ioctl(m->cout, TIOCGWINSZ, &ws) == 0)
-      ioctl(m->pty, TIOCSWINSZ, &ws);
     if (m->o->interactive)
       m->in = FD_IN; /* we copy it into the pty */
+    resize_pty(m);
   } else if (m->o->interactive) {
     close(FD_IN);
   }
@@ -144,6 +160,25 @@ static void copy_in(struct mon *m)
   }
 }
 
+/* --log-opt max-size: ctr.log becomes ctr.log.1 (replacing the older one)
+ * before a write would take it past the limit; `logs` reads both. */
+static void log_write(struct mon *m, char stream, const char *buf, size_t n)
+{
+  if (m->log_max && m->log_size > 0 && m->log_size + n > m->log_max) {
+    cleanup_free char *lp = box__path(&m->box, "ctr.log");
+    cleanup_free char *old = box__path(&m->box, "ctr.log.1");
+    int fd = rename(lp, old) == 0 ? open(lp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
+    if (fd >= 0) {
+      dup3(fd, m->log, O_CLOEXEC); /* the fd number stays what ctl__serve drops */
+      close(fd);
+      m->log_size = 0;
+    }
+  }
+  log__append(m->log, stream, buf, n);
+  off_t end = lseek(m->log, 0, SEEK_CUR); /* O_APPEND: the file's size */
+  m->log_size = end > 0 ? (uint64_t)end : m->log_size + n;
+}
+
 static void copy_out(struct mon *m, int *fd, char stream)
 {
   char buf[65536];
@@ -157,7 +192,7 @@ static void copy_out(struct mon *m, int *fd, char stream)
     *fd = -1;
     return;
   }
-  log__append(m->log, stream, buf, (size_t)n);
+  log_write(m, stream, buf, (size_t)n);
   int *to = stream == 'o' ? &m->cout : &m->cerr;
   /* The caller may have gone (Ctrl-C, closed pipe): keep logging. */
   if (*to >= 0 && write(*to, buf, (size_t)n) < 0 && errno != EINTR && errno != EAGAIN)
@@ -170,6 +205,10 @@ static void forward_signal(struct mon *m)
   if (read(m->sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
     return;
   int sig = si.ssi_int;
+  if (sig == SIGWINCH) { /* from the caller (see proxy_signal): not for the box */
+    resize_pty(m);
+    return;
+  }
   if (sig > 0 && sig < NSIG)
     m->o->ops->signal(m->handle, sig, NULL); /* a box that just ended: nothing to do */
 }
@@ -244,6 +283,8 @@ static void finish(struct mon *m, int code)
 {
   if (m->handle)
     m->o->ops->delete (m->handle, NULL);
+  if (m->o->auto_remove && code >= 0)
+    box__exit_note_write(m->o->root, m->box.id, code);
   if (m->o->auto_remove)
     box__remove(m->o->root, &m->box, NULL);
   report("X %d\n", code);
@@ -422,6 +463,9 @@ int monitor__launch(const struct monitor_opts *o, int *exit_code, vmbox_error_t 
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGHUP);
+  /* -t: a resized terminal reaches the box's pty through the monitor. */
+  if (o->spec->proc.tty && !o->detach)
+    sigaddset(&set, SIGWINCH);
   sigprocmask(SIG_BLOCK, &set, &old);
   int sfd = signalfd(-1, &set, SFD_CLOEXEC);
   /* -it on a terminal: keys go to the box as they are typed (^C too). */

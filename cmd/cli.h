@@ -91,5 +91,15 @@ int cmd_kill(struct cli *cli, int argc, char **argv);
 int cmd_rm(struct cli *cli, int argc, char **argv);
 int cmd_box_inspect(struct cli *cli, int argc, char **argv);
 int cmd_exec(struct cli *cli, int argc, char **argv);
+int cmd_cp(struct cli *cli, int argc, char **argv);
+
+/* run_pull.c: `run --pull missing|always|never` (NULL = missing). */
+bool run__valid_pull_policy(const char *policy);
+int run__find_image(struct cli *cli, const char *ref, const char *policy, struct image_record *rec,
+                    vmbox_error_t *err);
+/* run_log.c: --log-opt; *max_size 0 = default, -1 = unlimited. */
+int run__log_opt(const char *opt, int64_t *max_size, vmbox_error_t *err);
+/* What config.json's log_max_size gets (0: unlimited). */
+json_int_t run__log_max_size(int64_t opt);
 
 #endif

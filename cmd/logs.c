@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../box/box.h"
@@ -49,14 +50,35 @@ static void print_new(char *buf, size_t len, size_t *off)
   *off += used;
 }
 
-static int follow(struct cli *cli, struct box_info *b, int fd, char **buf, size_t *len, size_t *off,
-                  vmbox_error_t *err)
+/* --log-opt max-size: the monitor renamed ctr.log to ctr.log.1 and opened
+ * a new one.  Returns the new file's fd when that happened, else -1. */
+static int rotated(const char *path, int fd)
+{
+  struct stat a, b;
+  if (stat(path, &a) < 0 || fstat(fd, &b) < 0 || (a.st_dev == b.st_dev && a.st_ino == b.st_ino))
+    return -1;
+  return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+static int follow(struct cli *cli, struct box_info *b, const char *path, int *fd, char **buf,
+                  size_t *len, size_t *off, vmbox_error_t *err)
 {
   for (;;) {
     bool ended = b->state.status == BOX_STATUS_EXITED;
-    if (read_more(fd, buf, len, err) < 0)
+    int nfd = rotated(path, *fd);
+    /* The old file's last records (written before the rename) come first. */
+    if (read_more(*fd, buf, len, err) < 0) {
+      if (nfd >= 0)
+        close(nfd);
       return -1;
+    }
     print_new(*buf, *len, off);
+    if (nfd >= 0) {
+      close(*fd);
+      *fd = nfd;
+      *len = *off = 0;
+      continue;
+    }
     if (ended)
       return 0;
     usleep(100 * 1000);
@@ -69,26 +91,44 @@ static int follow(struct cli *cli, struct box_info *b, int fd, char **buf, size_
   }
 }
 
+/* ctr.log.1 (rotated, may be absent) and ctr.log as one list of records. */
+static void print_all(const char *old, size_t old_len, const char *cur, size_t cur_len, long tail,
+                      size_t *off)
+{
+  struct log_record *r1 = NULL, *r2 = NULL;
+  size_t used1 = 0, n1 = old ? log__parse(old, old_len, &r1, &used1) : 0;
+  size_t n2 = log__parse(cur, cur_len, &r2, off);
+  size_t skip = tail >= 0 && (size_t)tail < n1 + n2 ? n1 + n2 - (size_t)tail : 0;
+  emit(r1, n1, skip < n1 ? skip : n1);
+  emit(r2, n2, skip > n1 ? skip - n1 : 0);
+  free(r1);
+  free(r2);
+}
+
 static int show(struct cli *cli, const char *key, bool f, long tail, vmbox_error_t *err)
 {
   struct box_info b;
   if (box__get(cli->root, key, &b, err) < 0)
     return -1;
   cleanup_free char *p = box__path(&b, "ctr.log");
-  cleanup_close int fd = open(p, O_RDONLY | O_CLOEXEC);
+  cleanup_free char *p1 = box__path(&b, "ctr.log.1");
+  cleanup_free char *old = NULL;
+  size_t old_len = 0;
+  if (util__read_file(p1, &old, &old_len, NULL) < 0)
+    old = NULL;
+  int fd = open(p, O_RDONLY | O_CLOEXEC);
   cleanup_free char *buf = NULL;
   size_t len = 0, off = 0;
   int r = 0;
   if (fd < 0 && errno != ENOENT)
     r = vmbox_error_sys(err, "open %s", p);
   if (fd >= 0 && (r = read_more(fd, &buf, &len, err)) == 0) {
-    struct log_record *rec = NULL;
-    size_t n = log__parse(buf, len, &rec, &off);
-    emit(rec, n, tail >= 0 && (size_t)tail < n ? n - (size_t)tail : 0);
-    free(rec);
+    print_all(old, old_len, buf ? buf : "", len, tail, &off);
     if (f)
-      r = follow(cli, &b, fd, &buf, &len, &off, err);
+      r = follow(cli, &b, p, &fd, &buf, &len, &off, err);
   }
+  if (fd >= 0)
+    close(fd);
   box_info__free(&b);
   return r;
 }

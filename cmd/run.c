@@ -27,13 +27,19 @@ enum {
   OPT_TIMEOUT,
   OPT_BACKEND,
   OPT_NET,
+  OPT_KERNEL,
+  OPT_PULL,
+  OPT_LOG_OPT,
 };
 
 struct run_opts {
   struct box_flags f;
   bool detach, interactive, tty, rm;
   const char *name, *backend, *image;
+  const char *kernel; /* --kernel: the kvm backend's guest kernel */
   char **env_files;
+  const char *pull; /* --pull missing|always|never */
+  int64_t log_max;  /* --log-opt max-size: 0 default, -1 unlimited */
 };
 
 static void run_opts__free(struct run_opts *o)
@@ -103,10 +109,17 @@ static int run_opt(struct run_opts *o, int c, const char *v, vmbox_error_t *err)
   case OPT_HOSTNAME: o->f.hostname = v; return 0;
   case OPT_READ_ONLY: o->f.read_only = true; return 0;
   case OPT_BACKEND: o->backend = v; return 0;
+  case OPT_KERNEL: o->kernel = v; return 0;
   case OPT_NET:
     if (strcmp(v, "none") != 0)
       return vmbox_error_set(err, 0, "--net %s is not supported yet: only --net none", v);
     return 0;
+  case OPT_PULL:
+    if (!run__valid_pull_policy(v))
+      return vmbox_error_set(err, 0, "invalid --pull %s: want missing, always or never", v);
+    o->pull = v;
+    return 0;
+  case OPT_LOG_OPT: return run__log_opt(v, &o->log_max, err);
   case 'm':
   case OPT_CPUS:
   case OPT_PIDS:
@@ -138,6 +151,9 @@ static int parse(struct cli *cli, struct run_opts *o, int argc, char **argv, vmb
                                        {"backend", required_argument, NULL, OPT_BACKEND},
                                        {"net", required_argument, NULL, OPT_NET},
                                        {"network", required_argument, NULL, OPT_NET},
+                                       {"pull", required_argument, NULL, OPT_PULL},
+                                       {"log-opt", required_argument, NULL, OPT_LOG_OPT},
+                                       {"kernel", required_argument, NULL, OPT_KERNEL},
                                        COMMON_LONG_OPTS};
   int c;
   /* '+': flags after IMAGE belong to the command. */
@@ -158,29 +174,46 @@ static int parse(struct cli *cli, struct run_opts *o, int argc, char **argv, vmb
   return 0;
 }
 
+/* --kernel reaches the kvm backend in the monitor's environment (the spec
+ * is backend-neutral): absolute, since the monitor runs in "/". */
+static int check_kvm_opts(struct run_opts *o, vmbox_error_t *err)
+{
+  bool kvm = strcmp(o->backend, "kvm") == 0;
+  if (o->kernel && !kvm)
+    return vmbox_error_set(err, 0, "--kernel is only for --backend kvm");
+  if (kvm && o->tty) {
+    vmbox_error_set(err, 0, "-t is not supported by the kvm backend yet (issue 5)");
+    return vmbox_error_hint(err, "drop -t, or use --backend ns");
+  }
+  if (o->kernel == NULL)
+    return 0;
+  cleanup_free char *abs = realpath(o->kernel, NULL);
+  if (abs == NULL) {
+    vmbox_error_sys(err, "--kernel %s", o->kernel);
+    return vmbox_error_hint(err, "pass the path of a Linux bzImage, e.g. /boot/vmlinuz-*");
+  }
+  setenv("VMBOX_KERNEL_FLAG", abs, 1);
+  return 0;
+}
+
 static int check_opts(struct run_opts *o, const struct backend_ops **ops, vmbox_error_t *err)
 {
   if (o->backend == NULL)
     o->backend = backend__default_name();
   if (backend__lookup(o->backend, ops, err) < 0)
     return vmbox_error_code(err, EXIT_VMBOX_FAILED);
+  if (check_kvm_opts(o, err) < 0)
+    return vmbox_error_code(err, EXIT_VMBOX_FAILED);
   return 0;
 }
 
 /* The image record, its config and its flattened disk. */
-static int load_image(struct cli *cli, const char *ref, struct image_record *rec,
+static int load_image(struct cli *cli, const char *ref, const char *pull, struct image_record *rec,
                       struct image_config *ic, char **disk, vmbox_error_t *err)
 {
   struct store *s;
-  if (cli__store(cli, &s, err) < 0)
+  if (run__find_image(cli, ref, pull, rec, err) < 0 || cli__store(cli, &s, err) < 0)
     return -1;
-  int r = image__resolve(s, ref, rec, err);
-  if (r < 0)
-    return vmbox_error_wrap(err, "image %s", ref);
-  if (r == 0) {
-    vmbox_error_set(err, 0, "Unable to find image '%s' locally", ref);
-    return vmbox_error_hint(err, "pull it first: vmbox pull %s", ref);
-  }
   cleanup_free char *buf = NULL;
   size_t len = 0;
   if (store__read_blob(s, rec->id, &buf, &len, err) < 0 ||
@@ -200,9 +233,11 @@ static int load_image(struct cli *cli, const char *ref, struct image_record *rec
 static json_t *box_config(const struct run_opts *o, const struct image_record *rec,
                           const char *disk, const struct box_spec_owned *spec)
 {
-  return json_pack("{s:s, s:s, s:s, s:s, s:b, s:o}", "image", o->image, "image_id", rec->id, "disk",
-                   disk, "backend", o->backend, "auto_remove", o->rm, "spec",
-                   box_spec__to_json(spec));
+  json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:b, s:o}", "image", o->image, "image_id", rec->id,
+                        "disk", disk, "backend", o->backend, "auto_remove", o->rm, "spec",
+                        box_spec__to_json(spec));
+  json_object_set_new(j, "log_max_size", json_integer(run__log_max_size(o->log_max)));
+  return j;
 }
 
 static int launch(struct cli *cli, struct run_opts *o, const struct backend_ops *ops,
@@ -255,7 +290,7 @@ int cmd_run(struct cli *cli, int argc, char **argv)
   struct box_spec_owned spec = {0};
   cleanup_free char *disk = NULL;
   int code = 0;
-  if (check_opts(&o, &ops, &err) < 0 || load_image(cli, o.image, &rec, &ic, &disk, &err) < 0 ||
+  if (check_opts(&o, &ops, &err) < 0 || load_image(cli, o.image, o.pull, &rec, &ic, &disk, &err) < 0 ||
       (o.f.disk = disk, box_spec__build(&ic, &o.f, &spec, &err)) < 0 ||
       launch(cli, &o, ops, &spec, &rec, disk, &code, &err) < 0)
     code = cli__fail(&err);

@@ -36,7 +36,9 @@ static const struct command commands[] = {
      "  --pids-limit N          limit on the number of tasks\n"
      "  --timeout SECONDS       kill the box after SECONDS (exit 137)\n"
      "  --backend ns|kvm|sentry isolation backend (default ns)\n"
-     "  --net none              networking (only none for now)\n"},
+     "  --net none              networking (only none for now)\n"
+     "  --pull POLICY           missing (default: pull what is not here), always, never\n"
+     "  --log-opt max-size=SIZE rotate the box's log past SIZE (default 10m, -1: no limit)\n"},
     {"exec", cmd_exec, "Run another command in a running box",
      "exec [OPTIONS] BOX COMMAND [ARG...]\n\n"
      "The command gets the box's environment, working directory and user unless\n"
@@ -73,6 +75,17 @@ static const struct command commands[] = {
      "Options:\n"
      "  -f, --force             kill a running box first\n"},
     {"inspect", cmd_box_inspect, "Show boxes as JSON", "inspect BOX...\n"},
+    {"cp", cmd_cp, "Copy files between a box and the host",
+     "cp [OPTIONS] BOX:SRC DST\n"
+     "       vmbox cp [OPTIONS] SRC BOX:DST\n\n"
+     "Copy a file or directory out of or into a box, running or stopped.  Paths\n"
+     "in the box are relative to its root; a symlink in the box never leads out\n"
+     "of it.  A directory SRC ending in /. copies its contents.  \"-\" as DST\n"
+     "writes SRC as a tar stream to stdout; \"-\" as SRC reads a tar stream from\n"
+     "stdin into the directory DST.\n\n"
+     "Options:\n"
+     "  -a, --archive           keep uid/gid (mode and times are always kept)\n"
+     "  -L, --follow-link       follow a symlink SRC\n"},
     {"pull", cmd_pull, "Download an image from a registry",
      "pull [OPTIONS] IMAGE\n\n"
      "Pull an image (docker.io/library is assumed for short names).\n\n"

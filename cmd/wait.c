@@ -13,14 +13,21 @@ static int wait_one(struct cli *cli, const char *key, vmbox_error_t *err)
     return -1;
   int r = monitor__wait_gone(&b, -1, err);
   cleanup_free char *cfg = box__path(&b, "config.json");
+  int code;
+  /* A --rm box removed itself as it ended: its monitor left the exit code
+   * in a note (box/exits.c), as docker's wait still prints it.  A box gone
+   * before we started waiting was "No such box" (box__get), also as docker. */
   if (r >= 0 && access(cfg, F_OK) < 0) {
-    r = vmbox_error_set(err, 0, "box %s was removed when it ended (--rm)", key);
-    vmbox_error_hint(err, "its exit code went to the vmbox run that started it");
-  }
-  /* Once the monitor is gone its last state is on disk (or, with --rm, the
-   * box is gone: its code went to the `run` that started it). */
-  if (r >= 0 && (r = box__reload(&b, err)) == 0 && (r = box__refresh(&b, err)) == 0)
+    if (box__exit_note_read(cli->root, b.id, &code) == 1) {
+      printf("%d\n", code);
+    } else {
+      r = vmbox_error_set(err, 0, "box %s was removed before its exit code was recorded", key);
+      vmbox_error_hint(err, "its exit code went to the vmbox run that started it");
+    }
+  } else if (r >= 0 && (r = box__reload(&b, err)) == 0 && (r = box__refresh(&b, err)) == 0) {
+    /* Once the monitor is gone its last state is on disk. */
     printf("%d\n", b.state.exit_code);
+  }
   fflush(stdout);
   box_info__free(&b);
   return r;

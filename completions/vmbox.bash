@@ -23,7 +23,7 @@ _vmbox() {
     words=("${COMP_WORDS[@]}")
     cword=$COMP_CWORD
   fi
-  local commands="run exec ps logs wait stop kill rm inspect pull import images rmi image login logout help version"
+  local commands="run exec ps logs wait stop kill rm inspect cp pull import images rmi image login logout help version"
   local global="--root --format --debug --quiet -q --insecure-registry --help --version"
   local cmd='' sub='' i _vmbox_root=''
   for ((i = 1; i < cword; i++)); do
@@ -39,6 +39,8 @@ _vmbox() {
 
   case $prev in
     --root) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+    --pull) COMPREPLY=($(compgen -W "missing always never" -- "$cur")); return ;;
+    --log-opt) COMPREPLY=($(compgen -W "max-size= max-file=2" -- "$cur")); return ;;
     --format) COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
     --platform) COMPREPLY=($(compgen -W "linux/amd64 linux/arm64 linux/arm/v7 linux/386 linux/ppc64le linux/s390x linux/riscv64" -- "$cur")); return ;;
     --insecure-registry | --disk-size | -u | --username | -p | --password) return ;;
@@ -68,7 +70,7 @@ _vmbox() {
       fi
       ;;
     run)
-      opts="-d --detach -i --interactive -t --tty --rm --name -e --env --env-file -w --workdir -u --user --entrypoint -v --volume --tmpfs -h --hostname --read-only --cpus -m --memory --pids-limit --timeout --backend --net --help"
+      opts="-d --detach -i --interactive -t --tty --rm --name -e --env --env-file -w --workdir -u --user --entrypoint -v --volume --tmpfs -h --hostname --read-only --cpus -m --memory --pids-limit --timeout --backend --net --pull --log-opt --help"
       [[ $cur != -* ]] && opts=$(_vmbox_images)
       ;;
     exec) opts="-i --interactive -t --tty -e --env -w --workdir -u --user --help"; [[ $cur != -* ]] && opts=$(_vmbox_boxes) ;;
@@ -78,6 +80,15 @@ _vmbox() {
     kill) opts="-s --signal --help"; [[ $cur != -* ]] && opts=$(_vmbox_boxes) ;;
     rm) opts="-f --force --help"; [[ $cur != -* ]] && opts=$(_vmbox_boxes) ;;
     wait | inspect) opts="--help"; [[ $cur != -* ]] && opts=$(_vmbox_boxes) ;;
+    cp)
+      opts="-a --archive -L --follow-link --help"
+      if [[ $cur != -* ]]; then
+        # BOX: on one side, a host path on the other
+        COMPREPLY=($(compgen -f -- "$cur") $(compgen -W "$(_vmbox_boxes | sed 's/$/:/')" -- "$cur"))
+        compopt -o nospace 2>/dev/null
+        return
+      fi
+      ;;
     login) opts="-u --username -p --password --password-stdin --help" ;;
     logout) opts="--help" ;;
     help) [ -z "$sub" ] && opts="$commands" ;;

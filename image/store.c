@@ -580,6 +580,33 @@ static void prune_dir(const char *dir, char **keep, const char *suffix, uint64_t
   closedir(d);
 }
 
+/* HEX.rootfs: the ns backend's unpacked image for rootless boxes.  A box
+ * holds HEX.rootfs.lock shared while it runs on the tree: skip it then.
+ * Renamed first: files of subuid owners may resist the user's rm, and the
+ * backend removes HEX.rootfs.tmp.gc.* from its user namespace later. */
+static void prune_trees(const char *dir, char **keep)
+{
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  while (d && (e = readdir(d)) != NULL) {
+    if (strlen(e->d_name) != 64 + strlen(".rootfs") || strcmp(e->d_name + 64, ".rootfs") != 0)
+      continue;
+    cleanup_free char *hex = xstrndup(e->d_name, 64);
+    if (strv_contains(keep, hex))
+      continue;
+    cleanup_free char *tree = util__fmt("%s/%s", dir, e->d_name);
+    cleanup_free char *lock = util__fmt("%s.lock", tree);
+    cleanup_close int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
+      continue;
+    cleanup_free char *gc = util__fmt("%s.tmp.gc.%d", tree, (int)getpid());
+    if (rename(tree, gc) == 0 && util__rm_rf(gc, NULL) == 0)
+      unlink(lock);
+  }
+  if (d)
+    closedir(d);
+}
+
 static int prune_locked(struct store *s, uint64_t *freed, size_t *nblobs, vmbox_error_t *err)
 {
   struct image_record *v = NULL;
@@ -593,6 +620,7 @@ static int prune_locked(struct store *s, uint64_t *freed, size_t *nblobs, vmbox_
   cleanup_free char *ext4 = util__fmt("%s/ext4", s->root);
   prune_dir(blobs, hexes, "", freed, nblobs);
   prune_dir(ext4, manifests, ".ext4", freed, NULL);
+  prune_trees(ext4, manifests);
   /* flatten's per-manifest locks: safe to drop, as no flatten of an unindexed
    * manifest can run while we hold gc.lock exclusively. */
   prune_dir(ext4, manifests, ".lock", freed, NULL);

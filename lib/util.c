@@ -156,8 +156,23 @@ static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *
 {
   (void)st;
   (void)ftw;
+  if (flag == FTW_DNR) { /* unreadable dir: util__rm_rf opens it up */
+    if (rmdir(path) == 0 || errno == ENOENT)
+      return 0;
+    if (errno == ENOTEMPTY)
+      errno = EACCES;
+    return -1;
+  }
   int r = (flag == FTW_DP || flag == FTW_D) ? rmdir(path) : unlink(path);
   return (r < 0 && errno != ENOENT) ? -1 : 0;
+}
+
+static int open_up_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+  (void)ftw;
+  if ((flag == FTW_D || flag == FTW_DNR) && (st->st_mode & 0700) != 0700)
+    chmod(path, (st->st_mode & 07777) | 0700);
+  return 0;
 }
 
 int util__rm_rf(const char *path, vmbox_error_t *err)
@@ -170,8 +185,11 @@ int util__rm_rf(const char *path, vmbox_error_t *err)
       return vmbox_error_sys(err, "remove %s", path);
     return 0;
   }
-  if (nftw(path, rm_cb, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)
-    return vmbox_error_sys(err, "remove %s", path);
+  /* Without root, a dir lacking rwx for its owner (overlayfs's work/work is
+   * 0000) stops the walk: open such dirs up, one more level per pass. */
+  for (int pass = 0; nftw(path, rm_cb, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0; pass++)
+    if (errno != EACCES || pass == 16 || nftw(path, open_up_cb, 32, FTW_PHYS | FTW_MOUNT) < 0)
+      return vmbox_error_sys(err, "remove %s", path);
   return 0;
 }
 

@@ -8,8 +8,8 @@ build_pkgs=(build-essential pkg-config libcurl4-openssl-dev libarchive-dev
   libjansson-dev libssl-dev libnl-3-dev libnl-route-3-dev libext2fs-dev
   libseccomp-dev libzstd-dev busybox-static e2fsprogs)
 test_pkgs=(bats docker-registry skopeo umoci apache2-utils python3 jq curl
-  tmux bubblewrap util-linux iproute2 attr libcap2-bin
-  qemu-system-x86 linux-image-cloud-amd64 cpio zstd xz-utils)
+  tmux bubblewrap util-linux iproute2 attr libcap2-bin uidmap
+  qemu-system-x86 linux-image-cloud-amd64 cpio zstd xz-utils runc)
 
 want=("${build_pkgs[@]}")
 [ "${1:-}" = "--test" ] && want+=("${test_pkgs[@]}")

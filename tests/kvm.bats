@@ -15,6 +15,29 @@ setup_file() {
   # Keep any one boot from eating the suite's budget; a hang is retried once.
   export VMBOX_KVM_TIMEOUT=${VMBOX_KVM_TIMEOUT:-300}
   export VMBOX_KVM_IDLE_TIMEOUT=${VMBOX_KVM_IDLE_TIMEOUT:-90}
+  kvm_backend_payload
+}
+
+# What the kvm_backend inner suite needs besides the build: the guest kernel
+# (the same stock Debian cloud kernel the first level runs), the modules
+# vmbox puts in its initramfs (under /usr/lib: /lib is a symlink in the
+# guest's base), and an OCI test image (tests/lib/mkimages.sh needs umoci,
+# which the guest lacks).
+kvm_backend_payload() {
+  local k kver m d extra=
+  k=$(ls -1 /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -n1)
+  [ -n "$k" ] || return 0 # the harness tests report the missing kernel
+  kver=${k#/boot/vmlinuz-}
+  m=/usr/lib/modules/$kver
+  for d in modules.dep modules.builtin kernel/drivers/virtio kernel/drivers/block/virtio_blk.ko \
+    kernel/fs/ext4 kernel/fs/jbd2 kernel/fs/mbcache.ko kernel/lib/crc16.ko kernel/crypto/crc32c_generic.ko; do
+    [ -e "$m/$d" ] && extra+=" $m/$d"
+  done
+  VMBOX_KVM_TEST_IMAGE=$(VMBOX_REPO=$KVM_REPO bash -c 'source "$VMBOX_REPO/tests/lib/mkimages.sh" && image_busybox') ||
+    return 1
+  export VMBOX_KVM_TEST_IMAGE
+  export VMBOX_KVM_PAYLOAD="${VMBOX_KVM_PAYLOAD:-} $k$extra $VMBOX_KVM_TEST_IMAGE"
+  export VMBOX_KVM_PASS_ENV="${VMBOX_KVM_PASS_ENV-ASAN_OPTIONS UBSAN_OPTIONS NO_COLOR} VMBOX_KVM_TEST_IMAGE"
 }
 
 setup() {
@@ -207,3 +230,86 @@ setup() {
   [ "$(cat "$dir/rc")" -eq 0 ]
   grep -qx '1\.\.5' "$dir/tap"
 }
+
+# --- inner kvm_backend: vmbox run --backend kvm under nested KVM ------------------
+
+@test "every inner test of kvm/inner/kvm_backend.bats has an outer result here" {
+  run kvm_inner_unrelayed kvm/inner/kvm_backend.bats "$BATS_TEST_FILENAME"
+  [ "$status" -eq 0 ]
+  [ -z "$output" ] || { echo "not relayed: $output"; return 1; }
+}
+
+@test "inner kvm_backend: run --backend kvm: echo, and the boot is timed" {
+  # ~30 nested boots in one first-level guest: more than the 300 s one
+  # harness run gets by default (hangs are still caught by the idle timeout).
+  VMBOX_KVM_TIMEOUT=${VMBOX_KVM_BACKEND_TIMEOUT:-1800} kvm_inner_result kvm/inner/kvm_backend.bats "run --backend kvm: echo, and the boot is timed"
+}
+
+@test "inner kvm_backend: exit codes: 0, 3, 127 not found, 126 cannot run, 143 by signal" {
+  kvm_inner_result kvm/inner/kvm_backend.bats "exit codes: 0, 3, 127 not found, 126 cannot run, 143 by signal"
+}
+
+@test "inner kvm_backend: run --rm busybox true: wall time" {
+  kvm_inner_result kvm/inner/kvm_backend.bats "run --rm busybox true: wall time"
+}
+
+@test "inner kvm_backend: stdout and stderr stay apart; binary output survives the channel" {
+  kvm_inner_result kvm/inner/kvm_backend.bats "stdout and stderr stay apart; binary output survives the channel"
+}
+
+@test "inner kvm_backend: -i passes stdin into the VM" {
+  kvm_inner_result kvm/inner/kvm_backend.bats "-i passes stdin into the VM"
+}
+
+@test "inner kvm_backend: Env, WorkingDir, User and Entrypoint/Cmd come from the image config; flags override" {
+  kvm_inner_result kvm/inner/kvm_backend.bats "Env, WorkingDir, User and Entrypoint/Cmd come from the image config; flags override"
+}
+
+@test "inner kvm_backend: a file written in one box is absent from the base and from another box" {
+  kvm_inner_result kvm/inner/kvm_backend.bats "a file written in one box is absent from the base and from another box"
+}
+
+@test "inner kvm_backend: -d, then ps, logs, stop, rm" {
+  kvm_inner_result kvm/inner/kvm_backend.bats "-d, then ps, logs, stop, rm"
+}
+
+@test "inner kvm_backend: kill: SIGKILL ends the VM with 137" {
+  kvm_inner_result kvm/inner/kvm_backend.bats "kill: SIGKILL ends the VM with 137"
+}
+
+@test "inner kvm_backend: --timeout kills the box: 137, timed_out" {
+  kvm_inner_result kvm/inner/kvm_backend.bats "--timeout kills the box: 137, timed_out"
+}
+
+@test "inner kvm_backend: --memory: an OOM kill inside the guest exits 137, oom_killed" {
+  kvm_inner_result kvm/inner/kvm_backend.bats "--memory: an OOM kill inside the guest exits 137, oom_killed"
+}
+
+@test "inner kvm_backend: --cpus 2 is seen by nproc" {
+  kvm_inner_result kvm/inner/kvm_backend.bats "--cpus 2 is seen by nproc"
+}
+
+@test "inner kvm_backend: missing kernel: a clear error that says how to get one" {
+  kvm_inner_result kvm/inner/kvm_backend.bats "missing kernel: a clear error that says how to get one"
+}
+
+@test "inner kvm_backend: a corrupt kernel file is refused clearly" {
+  kvm_inner_result kvm/inner/kvm_backend.bats "a corrupt kernel file is refused clearly"
+}
+
+@test "inner kvm_backend: a guest kernel panic ends the box with 125 and says why" {
+  kvm_inner_result kvm/inner/kvm_backend.bats "a guest kernel panic ends the box with 125 and says why"
+}
+
+@test "inner kvm_backend: an init that crashes during boot is a clear error, not a hang" {
+  kvm_inner_result kvm/inner/kvm_backend.bats "an init that crashes during boot is a clear error, not a hang"
+}
+
+@test "inner kvm_backend: timings (boot-to-init of the stock kernel, run --rm true)" {
+  kvm_inner_result kvm/inner/kvm_backend.bats "timings (boot-to-init of the stock kernel, run --rm true)"
+  local log
+  log=$(_kvm_inner_dir kvm_backend)/log
+  kvm_diag "inner kvm_backend suite: first-level qemu-start-to-init $(kvm_boot_time "$(cat "$log")")s"
+  while IFS= read -r l; do kvm_diag "nested kvm box: $l"; done < <(sed -nE 's/^# kvm-timing: //p' "$log")
+}
+

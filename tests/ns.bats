@@ -31,6 +31,7 @@ setup() {
 # A failed test must not leave cgroups or state behind for the next run.
 teardown() {
   "$NS_RUN" --cleanup --id "$ID" --state "$STATE" >/dev/null 2>&1 || true
+  [ -z "${NOBODY_DIR:-}" ] || rm -rf "$NOBODY_DIR"
 }
 
 # box [ns_run options] -- CMD...   (one box, created, run, waited, deleted)
@@ -361,12 +362,36 @@ no_cgroups_left() {
   no_cgroups_left "$ID"
 }
 
-@test "ns: not root: a clear error, nothing created" {
-  chmod 755 "$BATS_TEST_TMPDIR"
-  run setpriv --reuid 65534 --regid 65534 --clear-groups "$NS_RUN" --image "$NS_IMG" --state "$STATE" --id "$ID" -- true
+@test "ns: not root: a rootless box in a user namespace; limits are a clear error" {
+  # nobody must reach the tool and the image: a dir of our own in /tmp
+  local d
+  d=$(mktemp -d /tmp/vmbox-ns-rootless.XXXXXX)
+  NOBODY_DIR=$d
+  chmod 755 "$d"
+  install -m 755 "$NS_RUN" "$d/ns_run"
+  mkdir "$d/img" "$d/rootimg" "$d/state"
+  cp "$NS_IMG" "$d/img/img.ext4"
+  cp "$NS_IMG" "$d/rootimg/img.ext4"
+  chown -R 65534:65534 "$d/img" "$d/state"
+  nobody() { # IMAGE_DIR ns_run-args...
+    local img=$1
+    shift
+    (cd "$d" && setpriv --reuid 65534 --regid 65534 --clear-groups \
+      "$d/ns_run" --image "$img/img.ext4" --state "$d/state/box" --id "$ID" "$@")
+  }
+  run nobody "$d/img" -- sh -c 'id -u; cat /etc/motd'
+  [ "$status" -eq 0 ]
+  [ "$output" = "$(printf '0\nimage file')" ]
+  [ -d "$d/img/img.rootfs" ] # the image, unpacked once beside it
+  run nobody "$d/img" --memory 64m -- true
   [ "$status" -eq 125 ]
-  [[ "$output" == *"the ns backend needs root"* ]]
+  [[ "$output" == *"--memory needs a cgroup, and rootless boxes run without one"* ]]
   no_cgroups_left "$ID"
+  # an image in a dir nobody may not write: the error says what to do
+  run nobody "$d/rootimg" -- true
+  [ "$status" -eq 125 ]
+  [[ "$output" == *"rootless boxes unpack the image beside it"* ]]
+  [ ! -e "$d/state/box/ns" ]
 }
 
 @test "ns: timing of create+start+wait+delete for /bin/true" {

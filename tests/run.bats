@@ -361,20 +361,20 @@ three" ]
   assert_status 0
 }
 
-@test "20 concurrent runs all succeed and ps -a agrees" {
+@test "50 concurrent runs all succeed and ps -a agrees" {
   local i pids=()
-  for i in $(seq 1 20); do
+  for i in $(seq 1 50); do
     "$VMBOX" run --name "c$i" busybox echo "box $i" >"$BATS_TEST_TMPDIR/out.$i" 2>&1 &
     pids+=($!)
   done
-  for i in $(seq 1 20); do
+  for i in $(seq 1 50); do
     wait "${pids[$((i - 1))]}" || { cat "$BATS_TEST_TMPDIR/out.$i"; false; }
     [ "$(cat "$BATS_TEST_TMPDIR/out.$i")" = "box $i" ]
   done
   run vmbox ps -a --format json
-  [ "$(jq length <<<"$output")" = 20 ]
-  [ "$(jq '[.[] | select(.state.status == "exited" and .state.exit_code == 0)] | length' <<<"$output")" = 20 ]
-  [ "$(jq -r '.[].name' <<<"$output" | sort -u | wc -l)" = 20 ]
+  [ "$(jq length <<<"$output")" = 50 ]
+  [ "$(jq '[.[] | select(.state.status == "exited" and .state.exit_code == 0)] | length' <<<"$output")" = 50 ]
+  [ "$(jq -r '.[].name' <<<"$output" | sort -u | wc -l)" = 50 ]
 }
 
 @test "run: bad flags and images exit 125 with a clear message" {
@@ -405,9 +405,14 @@ three" ]
   assert_contains "$output" "invalid volume"
   run vmbox run --cpus -1 busybox true
   assert_status 125
-  run vmbox run no-such-image-here true
+  # a missing image is pulled (tests/lifecycle.bats); from loopback only here
+  run vmbox run 127.0.0.1:1/no-such-image-here true
   assert_status 125
-  assert_contains "$output" "Unable to find image 'no-such-image-here'"
+  assert_contains "$output" "Unable to find image '127.0.0.1:1/no-such-image-here' locally"
+  assert_contains "$output" "unreachable"
+  run vmbox run --pull never no-such-image-here true
+  assert_status 125
+  assert_contains "$output" "No such image: no-such-image-here"
   run vmbox run -w relative busybox true
   assert_status 125
   # flags after IMAGE belong to the command

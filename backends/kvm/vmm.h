@@ -36,9 +36,10 @@
 #define VMM_COM2_PORT 0x2f8 /* IRQ 3: ttyS1, control channel (chan.c) */
 #define VMM_EXIT_PORT 0x501 /* vmbox-init writes a byte here after its last
                              * frame: the VM stops (VMM_EXIT_POWEROFF) */
-#define VMM_PCI_IRQ_BASE 16 /* PCI slot s (1..) raises IOAPIC pin 16+s-1,
-                             * level-triggered, active high; MP table and
-                             * config-space Interrupt Line say the same */
+/* OBSOLETE, kept so mptable.c builds: PCI INTx are ISA IRQs now, see
+ * pci__slot_gsi().  Debian's cloud kernel has no CONFIG_X86_MPPARSE: it
+ * ignores the MP table, and without ACPI accepts PCI IRQs below 16 only. */
+#define VMM_PCI_IRQ_BASE 16
 #define VMM_PCI_MAX_SLOTS 8
 
 struct vmm; /* one VM; owned by vmm__run */
@@ -63,6 +64,11 @@ struct vmm_config {
   /* Called once the VM exists, before any vCPU runs (e.g. to start an I/O
    * thread holding the vmm pointer for vmm__com2_inject / vmm__stop). */
   void (*on_ready)(struct vmm *vm, void *opaque);
+  /* Called once the vCPUs have stopped, before the VM is freed (only when
+   * on_ready was called): stop and join every thread holding the vmm
+   * pointer here.  vmm__com2_inject / vmm__stop are harmless no-ops from
+   * vmm__stop or the guest's exit until this returns. */
+  void (*on_exit)(struct vmm *vm, void *opaque);
 };
 
 enum vmm_exit_kind {
@@ -84,7 +90,9 @@ struct vmm_result {
  * kernel file, no /dev/kvm, ...). */
 int vmm__run(const struct vmm_config *cfg, struct vmm_result *res, vmbox_error_t *err);
 
-/* Thread-safe, from any thread while the VM runs. */
+/* Thread-safe, from any thread while the VM runs (until on_exit returns).
+ * vmm__com2_inject queues up to 64 KiB; when that is full it waits for the
+ * guest to read (never on a vCPU thread: there the excess is dropped). */
 void vmm__com2_inject(struct vmm *vm, const uint8_t *buf, size_t n);
 void vmm__stop(struct vmm *vm);
 
@@ -108,16 +116,26 @@ int vmm__register_mmio(struct vmm *vm, uint64_t base, uint64_t len, vmm_mmio_fn 
 
 /* --- PCI (pci.c) -------------------------------------------------------------- */
 struct pci_dev;
-/* Claims the next slot; BAR0 is an I/O BAR of bar0_len bytes (power of two)
- * served by fn.  The device's INTx is GSI VMM_PCI_IRQ_BASE + slot - 1. */
+/* Claims the next slot; BAR0 is an I/O BAR of bar0_len bytes (power of two,
+ * <= 256) served by fn, which gets the offset in BAR0 as `port` (the guest
+ * may move the BAR).  The device's INTx is GSI pci__slot_gsi(slot). */
 struct pci_dev *pci__add(struct vmm *vm, uint16_t vendor, uint16_t device, uint16_t subsys_id,
                          uint32_t class_code, uint16_t bar0_len, vmm_pio_fn fn, void *opaque,
                          vmbox_error_t *err);
 unsigned pci__slot(const struct pci_dev *d);
 unsigned pci__gsi(const struct pci_dev *d);
+/* The INTx GSI of slot s: ISA IRQ 10, 11, 5, 9, then shared round-robin;
+ * level, active high; config-space Interrupt Line says the same.  (For an
+ * MP table / ACPI _PRT: the pin is this GSI.) */
+unsigned pci__slot_gsi(unsigned slot);
+/* Asserts (1) or deasserts (0) the device's INTx; shared lines are ORed. */
+void pci__set_irq(struct pci_dev *d, int level);
 /* For mptable.c: the slots in use, in order; returns the count. */
 unsigned pci__slots(struct vmm *vm, unsigned *slots, unsigned max);
 int pci__init(struct vmm *vm, vmbox_error_t *err);
+/* Frees the bus and its devices' config space; after the vCPUs stopped and
+ * after the devices' own __exit. */
+void pci__exit(struct vmm *vm);
 
 /* Per-VM state slots for modules that keep state (pci.c's bus, ...), so no
  * module needs globals and vm.c never sees their structs. */

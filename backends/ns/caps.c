@@ -41,17 +41,30 @@ static int bounding_limit(uint64_t keep, vmbox_error_t *err)
   return 0;
 }
 
+/* EINVAL: the id has no mapping in the box's user namespace (rootless). */
+static int unmapped(vmbox_error_t *err, const char *what, unsigned id)
+{
+  int e = errno;
+  vmbox_error_set(err, e, "set%sid %u", what[0] == 'u' ? "u" : "g", id);
+  if (e != EINVAL)
+    return -1;
+  return vmbox_error_hint(err, "a rootless box maps only %s 0 (you); run as root for other ids",
+                          what);
+}
+
 int caps__drop_and_switch(const struct box_process *p, vmbox_error_t *err)
 {
   if (bounding_limit(CAPS_DOCKER_DEFAULT, err) < 0)
     return -1;
-  if (setgroups(p->n_groups, p->groups) < 0)
+  /* EPERM: a rootless box, where setgroups(2) is off for good (userns.c);
+   * the host user's groups then stay, as with podman's single-uid map. */
+  if (setgroups(p->n_groups, p->groups) < 0 && !(errno == EPERM && p->n_groups == 0))
     return vmbox_error_sys(err, "setgroups");
   if (setresgid(p->gid, p->gid, p->gid) < 0)
-    return vmbox_error_sys(err, "setgid %u", (unsigned)p->gid);
+    return unmapped(err, "group", p->gid);
   /* Without KEEPCAPS, moving every uid off 0 clears permitted+effective. */
   if (setresuid(p->uid, p->uid, p->uid) < 0)
-    return vmbox_error_sys(err, "setuid %u", (unsigned)p->uid);
+    return unmapped(err, "user", p->uid);
   uint64_t set = p->uid == 0 ? CAPS_DOCKER_DEFAULT : 0;
   if (capset_all(set, set, 0) < 0)
     return vmbox_error_sys(err, "capset");

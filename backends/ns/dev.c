@@ -124,8 +124,11 @@ static int mount_dev(int rootfd, vmbox_error_t *err)
   if (dev_populate(devfd, err) < 0)
     return -1;
   unsigned long nx = MS_NOSUID | MS_NODEV | MS_NOEXEC;
-  if (mount_at(rootfd, "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-               "newinstance,ptmxmode=0666,mode=0620,gid=5", err) < 0 ||
+  /* gid 5 (tty) is not mapped in a rootless box's user namespace. */
+  if ((mount_at(rootfd, "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                "newinstance,ptmxmode=0666,mode=0620,gid=5", NULL) < 0 &&
+       mount_at(rootfd, "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                "newinstance,ptmxmode=0666,mode=0620", err) < 0) ||
       mount_at(rootfd, "shm", "/dev/shm", "tmpfs", nx, "mode=1777,size=65536k", err) < 0 ||
       mount_at(rootfd, "mqueue", "/dev/mqueue", "mqueue", nx, NULL, err) < 0)
     return -1;

@@ -21,7 +21,16 @@ static void exec_child(struct box *b, const struct box_process *p, struct launch
    * applies to our children, so init__run's fork lands inside. */
   int fl =
       CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWCGROUP;
-  if (setns(b->pidfd, fl) < 0) {
+  if (b->map.active) {
+    /* Rootless: PID 1 is not dumpable, so its pidfd would need host
+     * CAP_SYS_PTRACE; the monitor opened the namespaces while it could.
+     * Same cgroup as PID 1 (none of its own): a new cgroup ns is its view. */
+    if (userns__join_all(b->nsfd, &err) < 0 || unshare(CLONE_NEWCGROUP) < 0) {
+      if (err == NULL)
+        vmbox_error_sys(&err, "new cgroup namespace");
+      init__fail(l->report[1], &err);
+    }
+  } else if (setns(b->pidfd, fl) < 0) {
     vmbox_error_sys(&err, "join the box's namespaces");
     init__fail(l->report[1], &err);
   }

@@ -13,8 +13,7 @@
 #include "../../lib/util.h"
 #include "ns.h"
 
-/* Reads the child's report: 0 when the pipe closed empty (exec'd). */
-static int read_report(int fd, const char *what, vmbox_error_t *err)
+int launch__read_report(int fd, const char *what, vmbox_error_t *err)
 {
   struct ns_report r;
   ssize_t n;
@@ -79,7 +78,7 @@ int launch__go(struct launch *l, const char *what, struct box_proc_io *io, vmbox
   close(l->sync[1]), l->sync[1] = -1;
   if (l->console[0] >= 0)
     tty__recv_master(l->console[0], &master, err);
-  if (read_report(l->report[0], what, err) < 0) {
+  if (launch__read_report(l->report[0], what, err) < 0) {
     if (master >= 0)
       close(master);
     return -1;

@@ -50,6 +50,22 @@ static int check_mounts(const struct box_spec *s, vmbox_error_t *err)
   return 0;
 }
 
+/* A rootless box runs without a cgroup of its own: limits need one the user
+ * may write, and a delegated cgroup v2 is not used yet. */
+static int check_rootless(const struct box_spec *s, vmbox_error_t *err)
+{
+  const struct box_limits *l = &s->limits;
+  const char *flag = l->memory       ? "--memory"
+                     : l->cpu_millis ? "--cpus"
+                     : l->pids       ? "--pids-limit"
+                                     : NULL;
+  if (flag == NULL)
+    return 0;
+  vmbox_error_set(err, 0, "%s needs a cgroup, and rootless boxes run without one", flag);
+  return vmbox_error_hint(err, "run vmbox as root, or drop --memory/--cpus/--pids-limit "
+                               "(delegated cgroup v2 for rootless boxes is not supported yet)");
+}
+
 static int check_spec(const struct box_spec *s, vmbox_error_t *err)
 {
   if (s->id == NULL || !backend__valid_id(s->id))
@@ -64,10 +80,8 @@ static int check_spec(const struct box_spec *s, vmbox_error_t *err)
     return vmbox_error_wrap(err, "box %s", s->id);
   if (s->net != BOX_NET_NONE)
     return vmbox_error_set(err, 0, "box %s: only --network none is supported yet", s->id);
-  if (geteuid() != 0) {
-    vmbox_error_set(err, 0, "the ns backend needs root (it loop-mounts the image)");
-    return vmbox_error_hint(err, "run vmbox as root; rootless boxes come later");
-  }
+  if (geteuid() != 0)
+    return check_rootless(s, err);
   return 0;
 }
 
@@ -83,6 +97,8 @@ static int prepare(struct box *b, vmbox_error_t *err)
   }
   if (seccomp__compile_default(&b->seccomp, err) < 0)
     return -1;
+  if (b->map.active) /* no mount of ext4, no cgroup: see check_rootless */
+    return unpack__tree(s->image, &b->map, &b->tree, &b->tree_lock, err);
   if (cgroup__create(&b->cg, s->id, &s->limits, err) < 0)
     return -1;
   return rootfs__loop_attach(s->image, &b->loop_dev, &b->loop_fd, err);
@@ -95,7 +111,10 @@ static int ns__create(const struct box_spec *spec, struct box **out, vmbox_error
   struct box *b = xcalloc(1, sizeof(*b));
   b->spec = backend__spec_dup(spec);
   b->dir = util__fmt("%s/ns", spec->state_dir);
-  b->loop_fd = b->pidfd = -1;
+  b->loop_fd = b->pidfd = b->tree_lock = -1;
+  for (int i = 0; i < NS_FDS; i++)
+    b->nsfd[i] = -1;
+  userns__plan(&b->map);
   int r = util__mkdir_p(spec->state_dir, 0700, err);
   if (r == 0 && mkdir(b->dir, 0700) < 0) {
     r = vmbox_error_sys(err, "state dir %s", b->dir);
@@ -133,7 +152,7 @@ static void box_child(struct box *b, struct launch *l)
   if (err)
     init__fail(report_fd, &err);
   const char *hn = s->hostname ? s->hostname : host;
-  int rootfd = rootfs__mount(b->loop_dev, &err);
+  int rootfd = rootfs__mount(b->loop_dev, b->tree, &err);
   if (rootfd < 0 || dev__mount_all(rootfd, &err) < 0 || etc__install(rootfd, hn, &err) < 0 ||
       rootfs__user_mounts(rootfd, s, &err) < 0)
     init__fail(report_fd, &err);
@@ -149,9 +168,12 @@ static void box_child(struct box *b, struct launch *l)
 }
 
 /* fork-like clone: the child runs on a copy of our stack, no new stack. */
-static pid_t clone_box(void)
+static pid_t clone_box(const struct box *b)
 {
   unsigned long fl = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET;
+  /* One clone: the other namespaces then belong to the new user ns. */
+  if (b->map.active)
+    fl |= CLONE_NEWUSER;
   return (pid_t)syscall(SYS_clone, fl | SIGCHLD, NULL, NULL, NULL, NULL);
 }
 
@@ -174,7 +196,7 @@ static int ns__start(struct box *b, struct box_proc_io *io, vmbox_error_t *err)
     return vmbox_error_set(err, 0, "box %s: already started", b->spec->id);
   if (launch__open(&l, b->spec->proc.tty, err) < 0)
     return -1;
-  b->pid = clone_box();
+  b->pid = clone_box(b);
   if (b->pid == 0) {
     launch__side(&l, true);
     box_child(b, &l);
@@ -183,13 +205,19 @@ static int ns__start(struct box *b, struct box_proc_io *io, vmbox_error_t *err)
   launch__side(&l, false);
   if (b->pid < 0) {
     launch__close(&l);
-    return vmbox_error_set(err, e, "box %s: clone new namespaces", b->spec->id);
+    vmbox_error_set(err, e, "box %s: clone new namespaces", b->spec->id);
+    if (b->map.active && (e == EPERM || e == ENOSPC))
+      vmbox_error_hint(err, "rootless boxes need unprivileged user namespaces: check sysctl "
+                            "user.max_user_namespaces and kernel.unprivileged_userns_clone");
+    return -1;
   }
   b->state = BOX_RUNNING;
   b->pidfd = (int)syscall(SYS_pidfd_open, b->pid, 0);
   if (b->spec->timeout_sec)
     b->deadline_ns = util__now_ns() + (uint64_t)b->spec->timeout_sec * 1000000000ULL;
   int r = b->pidfd < 0 ? vmbox_error_sys(err, "box %s: pidfd", b->spec->id) : 0;
+  if (r == 0 && b->map.active)
+    r = userns__write_maps(&b->map, b->pid, err) < 0 ? -1 : userns__open_all(b->pid, b->nsfd, err);
   if (r == 0)
     r = cgroup__enter(&b->cg, b->pid, err);
   if (r == 0)
@@ -261,12 +289,29 @@ static void ns__release(struct box *b)
     close(b->pidfd);
   if (b->loop_fd >= 0)
     close(b->loop_fd);
+  if (b->tree_lock >= 0)
+    close(b->tree_lock);
+  userns__close_all(b->nsfd);
+  free(b->tree);
   cgroup__free(&b->cg);
   free(b->seccomp.filter);
   backend__spec_free(b->spec);
   free(b->loop_dev);
   free(b->dir);
   free(b);
+}
+
+/* The box's writes outlive it, as a stopped docker container's do: `vmbox
+ * cp` reads them (cp.c) until the caller removes the state dir. */
+static void keep_upper(const char *state_dir, const struct idmap *m)
+{
+  cleanup_free char *from = util__fmt("%s/ns/upper", state_dir);
+  cleanup_free char *to = util__fmt("%s/upper", state_dir);
+  if (rename(from, to) < 0 && errno != ENOENT)
+    log__debug("keep the writes of %s: %s", state_dir, strerror(errno));
+  /* Rootless: the CLI removes them later without a user namespace. */
+  else if (userns__give_back(m, to, NULL) < 0)
+    log__debug("give the writes of %s back to the user", state_dir);
 }
 
 static int ns__delete(struct box *b, vmbox_error_t *err)
@@ -278,7 +323,10 @@ static int ns__delete(struct box *b, vmbox_error_t *err)
   }
   if (b->cg.n && cgroup__destroy(&b->cg, err) < 0)
     ret = -1;
-  if (b->dir[0] && util__rm_rf(b->dir, ret ? NULL : err) < 0)
+  if (b->dir[0])
+    keep_upper(b->spec->state_dir, &b->map);
+  /* Rootless with a subuid range, the box's files may have subuid owners. */
+  if (b->dir[0] && userns__rm_rf(&b->map, b->dir, ret ? NULL : err) < 0)
     ret = -1;
   ns__release(b);
   return ret;
@@ -291,7 +339,10 @@ static int ns__cleanup(const char *id, const char *state_dir, vmbox_error_t *err
   int r = cgroup__destroy(&cg, err);
   cgroup__free(&cg);
   cleanup_free char *dir = util__fmt("%s/ns", state_dir);
-  if (util__rm_rf(dir, r ? NULL : err) < 0)
+  struct idmap map;
+  userns__plan(&map);
+  keep_upper(state_dir, &map);
+  if (userns__rm_rf(&map, dir, r ? NULL : err) < 0)
     r = -1;
   return r;
 }
@@ -312,4 +363,6 @@ const struct backend_ops ns__backend = {
     .cleanup = ns__cleanup,
     .snapshot = NULL,
     .restore = NULL,
+    .cp_out = ns__cp_out,
+    .cp_in = ns__cp_in,
 };

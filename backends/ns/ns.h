@@ -1,5 +1,6 @@
 /* The ns backend: a box is a set of fresh namespaces (mount, pid, ipc, uts,
- * net, cgroup) around an overlay of the read-only, loop-mounted ext4 image.
+ * net, cgroup; and user, when not root) around an overlay of the read-only,
+ * loop-mounted ext4 image (rootless: the image unpacked once, unpack.c).
  * PID 1 is a tiny init forked from the monitor (it never execs the host
  * binary); the command runs as its child after pivot_root.
  *
@@ -7,7 +8,8 @@
  * child channels; exec.c extra processes; rootfs.c loop+overlay+pivot and
  * safe paths; dev.c /dev /proc /sys and masks; etc.c hostname/hosts/resolv
  * and lo; cgroup.c limits (v2, v1 fallback); caps.c; seccomp.c; tty.c;
- * init.c PID 1 and the exec of the command. */
+ * init.c PID 1 and the exec of the command; userns.c and unpack.c the
+ * rootless parts (id maps, the unpacked image). */
 #ifndef VMBOX_BACKENDS_NS_H
 #define VMBOX_BACKENDS_NS_H
 
@@ -43,11 +45,49 @@ void cgroup__free(struct cgroup *cg);
 /* ---- ns.c: the handles (opaque outside backends/ns) ------------------------ */
 enum box_state { BOX_CREATED, BOX_RUNNING, BOX_EXITED };
 
+/* ---- userns.c: rootless boxes ------------------------------------------------ */
+enum { NS_FDS = 6 }; /* user, mnt, pid, ipc, uts, net */
+struct idmap {
+  bool active; /* not root: the box gets its own user namespace */
+  uid_t uid;   /* the host user and group, root in the box */
+  gid_t gid;
+  /* The user's ranges in /etc/subuid and /etc/subgid: ids 1..n in the box
+   * map there (newuidmap/newgidmap).  n 0: the single-uid map. */
+  uint32_t subuid, nsubuid, subgid, nsubgid;
+};
+void userns__plan(struct idmap *m);
+/* Monitor side, child cloned but not yet let go. */
+int userns__write_maps(const struct idmap *m, pid_t pid, vmbox_error_t *err);
+/* Runs fn in a child, as root of a fresh user namespace with map M, where
+ * files of subuid owners are the user's to write (directly without
+ * ranges).  Errors come back as values. */
+int userns__run(const struct idmap *m, int (*fn)(void *arg, vmbox_error_t *err), void *arg,
+                vmbox_error_t *err);
+int userns__rm_rf(const struct idmap *m, const char *path, vmbox_error_t *err);
+/* Makes everything under PATH the user's (root's in the box) again, so the
+ * user can remove it without a user namespace.  No-op without ranges. */
+int userns__give_back(const struct idmap *m, const char *path, vmbox_error_t *err);
+int userns__open_all(pid_t pid, int fds[NS_FDS], vmbox_error_t *err);
+/* Exec helper side: joins the box's namespaces through the fds above. */
+int userns__join_all(const int fds[NS_FDS], vmbox_error_t *err);
+void userns__close_all(int fds[NS_FDS]);
+
+/* ---- unpack.c: the rootless root ---------------------------------------------- */
+/* Unpacks IMAGE once into IMAGE-minus-.ext4 + ".rootfs" (cached, shared by
+ * every rootless box of that image); *lock_out is held shared while the box
+ * lives, so prune leaves the tree alone. */
+int unpack__tree(const char *image, const struct idmap *m, char **tree_out, int *lock_out,
+                 vmbox_error_t *err);
+
 struct box {
   struct box_spec *spec;
   char *dir; /* <state_dir>/ns */
   char *loop_dev;
   int loop_fd;
+  struct idmap map;
+  char *tree;       /* rootless: the unpacked image, the overlay's lower layer */
+  int tree_lock;    /* rootless: flock held shared on the tree */
+  int nsfd[NS_FDS]; /* rootless: the box's namespaces, for exec */
   struct cgroup cg;
   enum box_state state;
   pid_t pid; /* PID 1, as the monitor sees it */
@@ -77,6 +117,8 @@ void launch__close(struct launch *l);
 void launch__side(struct launch *l, bool child);
 /* Child side: waits for the monitor's go (exits if the monitor is gone). */
 void launch__wait_go(struct launch *l);
+/* Reads a child's report (init__fail): 0 when the pipe closed empty. */
+int launch__read_report(int fd, const char *what, vmbox_error_t *err);
 /* Monitor side, child in its cgroups: lets it go and learns how it went. */
 int launch__go(struct launch *l, const char *what, struct box_proc_io *io, vmbox_error_t *err);
 
@@ -86,13 +128,18 @@ int ns__exec(struct box *b, const struct box_process *p, struct box_proc **out,
 int ns__exec_wait(struct box_proc *p, struct box_exit *out, vmbox_error_t *err);
 void ns__exec_free(struct box_proc *p);
 
+/* ---- cp.c ------------------------------------------------------------------- */
+int ns__cp_out(const char *id, const char *state_dir, const struct box_cp *c, vmbox_error_t *err);
+int ns__cp_in(const char *id, const char *state_dir, const struct box_cp *c, vmbox_error_t *err);
+
 /* ---- rootfs.c -------------------------------------------------------------- */
 /* Attaches IMAGE to a free loop device, read-only and autoclear: the device
  * goes away with its last mount.  Keep *fd open until the box mounted it. */
 int rootfs__loop_attach(const char *image, char **dev_out, int *fd_out, vmbox_error_t *err);
-/* In the box's mount namespace, cwd = state dir: ext4 at lower/, overlay at
- * rootfs/.  Returns an O_PATH fd of rootfs/. */
-int rootfs__mount(const char *loop_dev, vmbox_error_t *err);
+/* In the box's mount namespace, cwd = state dir: ext4 (or, rootless, the
+ * unpacked TREE, bound read-only) at lower/, overlay at rootfs/.  Returns an
+ * O_PATH fd of rootfs/. */
+int rootfs__mount(const char *loop_dev, const char *tree, vmbox_error_t *err);
 /* Opens PATH (absolute, inside the root) as O_PATH, never leaving the root
  * through symlinks or "..", creating what is missing: dirs, and the last
  * component as a dir (is_dir) or empty file. */

@@ -67,15 +67,33 @@ int rootfs__loop_attach(const char *image, char **dev_out, int *fd_out, vmbox_er
   return 0;
 }
 
-/* Always an overlay, --read-only too: mount points and /etc files need a
- * writable layer; the root is remounted read-only after pivot_root. */
-int rootfs__mount(const char *loop_dev, vmbox_error_t *err)
+static int mount_lower(const char *loop_dev, const char *tree, vmbox_error_t *err)
 {
+  if (tree) {
+    /* mount_setattr only adds flags: a remount would have to repeat the
+     * host mount's locked ones (nosuid, noexec) or fail in a user ns. */
+    struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV};
+    if (mount(tree, "lower", NULL, MS_BIND, NULL) < 0 ||
+        mount_setattr(AT_FDCWD, "lower", 0, &attr, sizeof(attr)) < 0)
+      return vmbox_error_sys(err, "bind the unpacked image %s read-only", tree);
+    return 0;
+  }
   if (mount(loop_dev, "lower", "ext4", MS_RDONLY | MS_NODEV, "") < 0) {
     vmbox_error_sys(err, "mount image (%s, ext4, read-only)", loop_dev);
     return errno == EINVAL ? vmbox_error_hint(err, "the image must be a clean ext4 file system")
                            : -1;
   }
+  return 0;
+}
+
+/* Always an overlay, --read-only too: mount points and /etc files need a
+ * writable layer; the root is remounted read-only after pivot_root.
+ * Rootless (TREE set), the overlay keeps its metadata in user.* xattrs: a
+ * user namespace may not write trusted.* ones. */
+int rootfs__mount(const char *loop_dev, const char *tree, vmbox_error_t *err)
+{
+  if (mount_lower(loop_dev, tree, err) < 0)
+    return -1;
   /* The overlay's root takes the upper dir's owner and mode: the image's. */
   struct stat st;
   if (stat("lower", &st) < 0 || chown("upper", st.st_uid, st.st_gid) < 0 ||
@@ -84,7 +102,8 @@ int rootfs__mount(const char *loop_dev, vmbox_error_t *err)
   /* Relative paths: the kernel resolves them from our cwd, the state dir,
    * so its path may hold the ',' and ':' that overlay options cannot. */
   if (mount("overlay", "rootfs", "overlay", MS_NODEV,
-            "lowerdir=lower,upperdir=upper,workdir=work") < 0) {
+            tree ? "lowerdir=lower,upperdir=upper,workdir=work,userxattr"
+                 : "lowerdir=lower,upperdir=upper,workdir=work") < 0) {
     vmbox_error_sys(err, "mount overlay on the image");
     return vmbox_error_hint(err, "the state dir must be on a local file system (ext4, xfs, "
                                  "tmpfs), not on overlayfs or NFS");
