@@ -196,6 +196,20 @@ static int put_dir(int pfd, const char *name, const struct copy_opts *o, vmbox_e
   return fd;
 }
 
+/* NAME in pfd becomes a hard link to the file fd (O_PATH) is open on. */
+static int put_link(int fd, int pfd, const char *name, vmbox_error_t *err)
+{
+  char tmp[64];
+  snprintf(tmp, sizeof(tmp), ".vmbox-cp.%d.link", (int)getpid());
+  if (linkat(fd, "", pfd, tmp, AT_EMPTY_PATH) < 0)
+    return vmbox_error_sys(err, "hard link %s", name);
+  if (renameat(pfd, tmp, pfd, name) < 0) {
+    unlinkat(pfd, tmp, 0);
+    return vmbox_error_sys(err, "hard link %s", name);
+  }
+  return 0;
+}
+
 static int dir_meta(int fd, const struct stat *st, const struct copy_opts *o, vmbox_error_t *err)
 {
   const struct timespec ts[2] = {st->st_atim, st->st_mtim};
@@ -218,6 +232,15 @@ struct sink {
               const char *link, vmbox_error_t *err);
   const struct copy_opts *o;
   struct archive *tar;
+  struct seen *seen; /* tree sink: files with several links already copied */
+  size_t n_seen;
+};
+
+/* A source file with st_nlink > 1 and the copy made of it (O_PATH). */
+struct seen {
+  dev_t dev;
+  ino_t ino;
+  int fd;
 };
 
 static int walk(struct sink *k, int fd, void *parent, const char *name, const struct stat *st,
@@ -307,11 +330,39 @@ static int tree_dir_end(struct sink *k, void *dir, const struct stat *st, vmbox_
   return r;
 }
 
+static const struct seen *seen_find(const struct sink *k, const struct stat *st)
+{
+  for (size_t i = 0; i < k->n_seen; i++)
+    if (k->seen[i].dev == st->st_dev && k->seen[i].ino == st->st_ino)
+      return &k->seen[i];
+  return NULL;
+}
+
+static void seen_free(struct sink *k)
+{
+  for (size_t i = 0; i < k->n_seen; i++)
+    close(k->seen[i].fd);
+  free(k->seen);
+}
+
+/* Hard links inside the tree stay hard links, as in docker's tar. */
 static int tree_leaf(struct sink *k, void *parent, const char *name, const struct stat *st, int fd,
                      const char *link, vmbox_error_t *err)
 {
+  int pfd = (int)(intptr_t)parent;
+  bool multi = S_ISREG(st->st_mode) && st->st_nlink > 1;
+  const struct seen *s = multi ? seen_find(k, st) : NULL;
+  if (s)
+    return put_link(s->fd, pfd, name, err);
   struct reader rd = {fd_read, &fd};
-  return put_leaf((int)(intptr_t)parent, name, st, link, fd >= 0 ? &rd : NULL, k->o, err);
+  if (put_leaf(pfd, name, st, link, fd >= 0 ? &rd : NULL, k->o, err) < 0)
+    return -1;
+  int copy = multi ? openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC) : -1;
+  if (copy >= 0) {
+    k->seen = xrealloc(k->seen, (k->n_seen + 1) * sizeof(*k->seen));
+    k->seen[k->n_seen++] = (struct seen){st->st_dev, st->st_ino, copy};
+  }
+  return 0;
 }
 
 /* ---- SRC and DST as the user gave them ------------------------------------------ */
@@ -426,11 +477,12 @@ int copy__tree(int src_root, const char *src, int dst_root, const char *dst,
   int r = source__open(src_root, src, o, &s, err);
   if (r == 0)
     r = target_open(dst_root, dst, &s, o, &pfd, &name, err);
-  struct sink k = {tree_dir_begin, tree_dir_end, tree_leaf, o, NULL};
+  struct sink k = {tree_dir_begin, tree_dir_end, tree_leaf, o, NULL, NULL, 0};
   if (r == 0 && name)
     r = walk(&k, s.fd, (void *)(intptr_t)pfd, name, &s.st, err);
   else if (r == 0)
     r = walk_children(&k, s.fd, (void *)(intptr_t)pfd, err);
+  seen_free(&k);
   source__free(&s);
   return r;
 }
@@ -505,7 +557,7 @@ int copy__to_tar(int src_root, const char *src, int out_fd, const struct copy_op
   struct archive *a = archive_write_new();
   archive_write_set_format_pax_restricted(a);
   archive_write_set_bytes_in_last_block(a, 1);
-  struct sink k = {tar_dir_begin, tar_dir_end, tar_leaf, o, a};
+  struct sink k = {tar_dir_begin, tar_dir_end, tar_leaf, o, a, NULL, 0};
   int r = archive_write_open_fd(a, out_fd) != ARCHIVE_OK ? tar_fail(a, err) : 0;
   if (r == 0 && s.contents)
     r = walk_children(&k, s.fd, "", err);
@@ -555,15 +607,9 @@ static int tar_hardlink(int dfd, int pfd, const char *name, const char *target, 
   if (tp < 0)
     return -1;
   cleanup_close int fd = openat(tp, slash ? slash + 1 : t, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  char tmp[64];
-  snprintf(tmp, sizeof(tmp), ".vmbox-cp.%d.link", (int)getpid());
-  if (fd < 0 || linkat(fd, "", pfd, tmp, AT_EMPTY_PATH) < 0)
+  if (fd < 0)
     return vmbox_error_sys(err, "hard link %s to %s", name, target);
-  if (renameat(pfd, tmp, pfd, name) < 0) {
-    unlinkat(pfd, tmp, 0);
-    return vmbox_error_sys(err, "hard link %s", name);
-  }
-  return 0;
+  return put_link(fd, pfd, name, err);
 }
 
 static int tar_entry(struct archive *a, struct archive_entry *e, int dfd, const struct copy_opts *o,

@@ -203,7 +203,16 @@ int box__state_write(const struct box_info *b, vmbox_error_t *err)
     return -1;
   cleanup_free char *p = box__path(b, "state.json");
   json_t *j = state_to_json(&b->state);
-  int r = write_json(p, j, err);
+  int r;
+  if (b->state.monitor_pid == 0) {
+    r = write_json(p, j, err); /* at create: a new file, durable before config.json */
+  } else {
+    /* A monitor's updates (3 per run) replace that file without fsyncs:
+     * after a host crash the monitor is dead, and box__refresh marks the
+     * box exited whatever the file says. */
+    cleanup_free char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+    r = util__write_file_replace(p, text, strlen(text), 0600, err);
+  }
   json_decref(j);
   return r;
 }

@@ -38,7 +38,7 @@ void box__exit_note_write(const char *root, const char *id, int code)
   char buf[16];
   int n = snprintf(buf, sizeof(buf), "%d\n", code);
   if (util__mkdir_p(dir, 0700, NULL) == 0)
-    util__write_file_atomic(p, buf, (size_t)n, 0600, NULL);
+    util__write_file_replace(p, buf, (size_t)n, 0600, NULL); /* read at once; a crash ends it */
   prune(dir);
 }
 

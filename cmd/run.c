@@ -233,9 +233,9 @@ static int load_image(struct cli *cli, const char *ref, const char *pull, struct
 static json_t *box_config(const struct run_opts *o, const struct image_record *rec,
                           const char *disk, const struct box_spec_owned *spec)
 {
-  json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:b, s:o}", "image", o->image, "image_id", rec->id,
-                        "disk", disk, "backend", o->backend, "auto_remove", o->rm, "spec",
-                        box_spec__to_json(spec));
+  json_t *j =
+      json_pack("{s:s, s:s, s:s, s:s, s:b, s:o}", "image", o->image, "image_id", rec->id, "disk",
+                disk, "backend", o->backend, "auto_remove", o->rm, "spec", box_spec__to_json(spec));
   json_object_set_new(j, "log_max_size", json_integer(run__log_max_size(o->log_max)));
   return j;
 }
@@ -290,7 +290,8 @@ int cmd_run(struct cli *cli, int argc, char **argv)
   struct box_spec_owned spec = {0};
   cleanup_free char *disk = NULL;
   int code = 0;
-  if (check_opts(&o, &ops, &err) < 0 || load_image(cli, o.image, o.pull, &rec, &ic, &disk, &err) < 0 ||
+  if (check_opts(&o, &ops, &err) < 0 ||
+      load_image(cli, o.image, o.pull, &rec, &ic, &disk, &err) < 0 ||
       (o.f.disk = disk, box_spec__build(&ic, &o.f, &spec, &err)) < 0 ||
       launch(cli, &o, ops, &spec, &rec, disk, &code, &err) < 0)
     code = cli__fail(&err);

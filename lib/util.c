@@ -230,8 +230,8 @@ int util__fsync_dir(const char *dir)
   return r;
 }
 
-int util__write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode,
-                            vmbox_error_t *err)
+static int write_file_renamed(const char *path, const void *buf, size_t len, mode_t mode,
+                              bool durable, vmbox_error_t *err)
 {
   cleanup_free char *tmp = util__fmt("%s.tmp.%d", path, (int)getpid());
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
@@ -252,7 +252,7 @@ int util__write_file_atomic(const char *path, const void *buf, size_t len, mode_
     p += w;
     left -= (size_t)w;
   }
-  if (fsync(fd) < 0 || close(fd) < 0) {
+  if ((durable && fsync(fd) < 0) || close(fd) < 0) {
     int e = errno;
     unlink(tmp);
     return vmbox_error_set(err, e, "write %s", path);
@@ -263,8 +263,21 @@ int util__write_file_atomic(const char *path, const void *buf, size_t len, mode_
     return vmbox_error_set(err, e, "rename %s", path);
   }
   cleanup_free char *d = xstrdup(path);
-  util__fsync_dir(dirname(d));
+  if (durable)
+    util__fsync_dir(dirname(d));
   return 0;
+}
+
+int util__write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode,
+                            vmbox_error_t *err)
+{
+  return write_file_renamed(path, buf, len, mode, true, err);
+}
+
+int util__write_file_replace(const char *path, const void *buf, size_t len, mode_t mode,
+                             vmbox_error_t *err)
+{
+  return write_file_renamed(path, buf, len, mode, false, err);
 }
 
 int util__lock_file(const char *path, bool exclusive, vmbox_error_t *err)

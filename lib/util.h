@@ -64,6 +64,12 @@ int util__read_file(const char *path, char **out, size_t *len, vmbox_error_t *er
 /* Writes via PATH.tmp.PID + fsync + rename so readers never see half a file. */
 int util__write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode,
                             vmbox_error_t *err);
+/* Same temp file + rename, without the two fsyncs (5-15 ms each on a busy
+ * disk): readers never see half a file, but after a host crash the file may
+ * be the previous version (or, for a new name, empty).  For state a reboot
+ * makes stale anyway: a box's state while its monitor lives, exit notes. */
+int util__write_file_replace(const char *path, const void *buf, size_t len, mode_t mode,
+                             vmbox_error_t *err);
 /* fsyncs a directory so a rename inside it survives a crash. */
 int util__fsync_dir(const char *dir);
 

@@ -94,10 +94,15 @@ running_box() { # NAME
   assert_status 0
   run vmbox exec a stat -c '%u:%g %a' /tmp/archived
   [ "$output" = "1234:4321 600" ]
+  ln "$h/tree/in/one" "$h/tree/in/hard"
   run vmbox cp "$h/tree" a:/newtree
   assert_status 0
   run vmbox exec a cat /newtree/in/one
   [ "$output" = one ]
+  # a hard link inside the tree stays one
+  run vmbox exec a sh -c 'stat -c %i /newtree/in/one /newtree/in/hard | uniq | wc -l; stat -c %h /newtree/in/one'
+  [ "$output" = "1
+2" ]
   # overwriting a file replaces it
   echo two >"$h/tree/in/one"
   run vmbox cp "$h/tree/in/one" a:/newtree/in/one
@@ -194,8 +199,35 @@ payload" ]
   [ "$(cat "$h/secret")" = "host secret" ]
 }
 
+@test "cp: a box swapping a dir for a symlink to the host while we copy cannot redirect us" {
+  local h=$BATS_TEST_TMPDIR/host
+  mkdir -p "$h/dir" "$BATS_TEST_TMPDIR/tree/sub"
+  echo payload >"$BATS_TEST_TMPDIR/tree/sub/file"
+  echo "host secret" >"$h/secret"
+  # /sw flips between a real dir and a link to the host's $h (which the box
+  # also has, so a write through the link lands in the box's copy).
+  vmbox run -d --name race busybox sh -c "
+    mkdir -p '$h/dir' && echo box >'$h/secret' && touch /ready &&
+    while :; do mkdir -p /sw.d && mv /sw.d /sw.tmp && rm -rf /sw && mv /sw.tmp /sw;
+      ln -s '$h' /sw.l && rm -rf /sw && mv /sw.l /sw; done" >/dev/null
+  for _ in $(seq 100); do vmbox exec race test -e /ready 2>/dev/null && break; sleep 0.1; done
+  local i
+  for i in $(seq 30); do
+    "$VMBOX" cp "$BATS_TEST_TMPDIR/tree" "race:/sw/dir/t$i" >/dev/null 2>&1 || true
+    "$VMBOX" cp "race:/sw/secret" "$BATS_TEST_TMPDIR/got.$i" >/dev/null 2>&1 || true
+  done
+  # nothing was written to the host's $h, nothing of it was read
+  [ -z "$(ls -A "$h/dir")" ]
+  [ "$(cat "$h/secret")" = "host secret" ]
+  ! grep -qs "host secret" "$BATS_TEST_TMPDIR"/got.*
+  # and the copies did happen (into the box) often enough to mean something
+  run vmbox exec race sh -c "ls '$h/dir' /sw/dir 2>/dev/null | grep -c '^t'"
+  [ "$output" -ge 1 ]
+  ls "$BATS_TEST_TMPDIR"/got.* >/dev/null
+}
+
 @test "cp: a stopped box: its writes and its image, in and out" {
-  run vmbox run --name s busybox sh -c 'echo made >/made; rm /etc/hostname; mkdir /dd; echo x >/dd/x'
+  run vmbox run --name s busybox sh -c 'echo made >/made; rm /etc/hostname; mkdir /dd; echo x >/dd/x; ln /dd/x /dd/hard'
   assert_status 0
   local h=$BATS_TEST_TMPDIR/h
   mkdir -p "$h"
@@ -215,6 +247,7 @@ payload" ]
   assert_status 0
   [ "$(cat "$h/dd/new")" = new ]
   [ "$(cat "$h/dd/x")" = x ]
+  [ "$(stat -c %i "$h/dd/x")" = "$(stat -c %i "$h/dd/hard")" ]
   # the image itself is never written, and no mount is left behind
   [ -z "$(grep "$VMBOX_ROOT" /proc/mounts)" ]
   run vmbox run --rm busybox sh -c 'test -e /made || test -e /dd || echo clean'

@@ -76,8 +76,14 @@ static bool in_range(const struct disk *d, size_t len, uint64_t off)
   return off <= d->size && len <= d->size - off;
 }
 
-uint64_t disk__size(const struct disk *d) { return d->size; }
-bool disk__read_only(const struct disk *d) { return d->read_only; }
+uint64_t disk__size(const struct disk *d)
+{
+  return d->size;
+}
+bool disk__read_only(const struct disk *d)
+{
+  return d->read_only;
+}
 
 /* Reads in runs of granules that live in the same file. */
 int disk__read(struct disk *d, void *buf, size_t len, uint64_t off)

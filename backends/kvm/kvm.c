@@ -71,6 +71,7 @@ enum { MSG_STARTED = 1, MSG_FAILED, MSG_EXIT };
 struct kvm_msg {
   int32_t kind, code, sig, oom;
   char text[1024];
+  char hint[512]; /* the VMM's own hint; empty: point at console.log */
 };
 
 /* ---- create ------------------------------------------------------------------ */
@@ -254,10 +255,12 @@ struct vmmproc {
   uint64_t t0, boot_ns;
 };
 
-static void send_msg(int fd, int kind, int code, int sig, bool oom, const char *text)
+static void send_msg(int fd, int kind, int code, int sig, bool oom, const char *text,
+                     const char *hint)
 {
   struct kvm_msg m = {.kind = kind, .code = code, .sig = sig, .oom = oom};
   snprintf(m.text, sizeof(m.text), "%s", text ? text : "");
+  snprintf(m.hint, sizeof(m.hint), "%s", hint ? hint : "");
   if (write(fd, &m, sizeof(m)) != (ssize_t)sizeof(m)) {
     /* the backend is gone: its box dies with it (PDEATHSIG) */
   }
@@ -297,14 +300,15 @@ static void on_record(void *opaque, uint8_t type, const uint8_t *p, size_t n)
       return;
     __atomic_store_n(&v->started, true, __ATOMIC_RELEASE);
     write_timing(v);
-    send_msg(v->report, MSG_STARTED, 0, 0, false, NULL);
+    send_msg(v->report, MSG_STARTED, 0, 0, false, NULL, NULL);
     return;
   case CHAN_G_EXEC_FAIL:
     if (v->started || v->failed || n < 1)
       return;
     v->failed = true;
     clean_text(text, sizeof(text), p + 1, n - 1);
-    send_msg(v->report, MSG_FAILED, p[0] == 126 || p[0] == 127 ? p[0] : 125, 0, false, text);
+    send_msg(v->report, MSG_FAILED, p[0] == 126 || p[0] == 127 ? p[0] : 125, 0, false, text,
+             NULL);
     return;
   case CHAN_G_EXIT:
     if (n == 3 && v->started && !v->exited) {
@@ -426,7 +430,7 @@ static void final_report(struct vmmproc *v, int r, const struct vmm_result *res,
   struct box *b = v->b;
   if (v->exited) {
     send_msg(v->report, MSG_EXIT, v->exit_rec[0], v->exit_rec[1],
-             (v->exit_rec[2] & CHAN_EXIT_OOM) != 0, NULL);
+             (v->exit_rec[2] & CHAN_EXIT_OOM) != 0, NULL, NULL);
     return;
   }
   if (v->failed)
@@ -449,12 +453,17 @@ static void final_report(struct vmmproc *v, int r, const struct vmm_result *res,
     snprintf(why, sizeof(why), "the VMM failed: %s", res->reason);
   else
     snprintf(why, sizeof(why), "the VM was stopped");
+  /* A VMM setup error carries its own hint; a panic's line says it all;
+   * anything else: the console has the story. */
+  const char *hint = msg ? ((*err)->hint ? (*err)->hint : "-")
+                     : strstr(why, "Kernel panic") ? "-"
+                                                   : NULL;
   if (!v->started) {
-    send_msg(v->report, MSG_FAILED, 125, 0, false, why);
+    send_msg(v->report, MSG_FAILED, 125, 0, false, why, hint);
     return;
   }
   dprintf(v->dec.err_fd, "vmbox: %s\n", why); /* the user sees why, in logs too */
-  send_msg(v->report, MSG_EXIT, 125, 0, false, why);
+  send_msg(v->report, MSG_EXIT, 125, 0, false, why, hint);
 }
 
 /* Keeps only what the VMM needs, at known numbers: the monitor's other fds
@@ -555,6 +564,7 @@ static int read_msg(struct box *b, struct kvm_msg *m, int ms)
     if (n != (ssize_t)sizeof(*m))
       return 0;
     m->text[sizeof(m->text) - 1] = '\0';
+    m->hint[sizeof(m->hint) - 1] = '\0';
     return 1;
   }
 }
@@ -572,7 +582,9 @@ static int start_failed(struct box *b, int r, const struct kvm_msg *m, vmbox_err
   b->state = KVM_EXITED;
   if (r == 1 && m->kind == MSG_FAILED) {
     vmbox_error_set(err, 0, "%s", m->text);
-    if (m->code == 125 && !strstr(m->text, "Kernel panic"))
+    if (m->hint[0] && strcmp(m->hint, "-") != 0)
+      vmbox_error_hint(err, "%s", m->hint);
+    else if (m->code == 125 && m->hint[0] == '\0')
       vmbox_error_hint(err, "the guest's console is in %s", b->console);
     return vmbox_error_code(err, m->code);
   }

@@ -36,7 +36,10 @@ static const uint8_t pci_irqs[] = {10, 11, 5, 9};
 #define PCI_INT_LINE 0x3c
 #define PCI_INT_PIN 0x3d
 
+#define PCI_STATUS 0x06
+#define PCI_STATUS_INT 0x08 /* the function's INTx is asserted */
 #define PCI_CMD_IO 0x1
+#define PCI_CMD_INTX_OFF 0x400
 #define PCI_CMD_WRITABLE 0x0507 /* I/O, memory, bus master, SERR, INTx disable */
 
 struct pci_dev {
@@ -65,7 +68,10 @@ static void put16(uint8_t *p, uint16_t v)
   p[1] = v >> 8;
 }
 
-static uint16_t get16(const uint8_t *p) { return p[0] | (uint16_t)p[1] << 8; }
+static uint16_t get16(const uint8_t *p)
+{
+  return p[0] | (uint16_t)p[1] << 8;
+}
 
 static void put32(uint8_t *p, uint32_t v)
 {
@@ -81,7 +87,7 @@ static struct pci_dev *pci__new(unsigned slot, uint16_t vendor, uint16_t device,
   put16(d->cfg + PCI_VENDOR_ID, vendor);
   put16(d->cfg + PCI_DEVICE_ID, device);
   put32(d->cfg + PCI_REVISION, class_code << 8); /* revision 0 */
-  d->cfg[PCI_HEADER_TYPE] = 0;                    /* type 0, single function */
+  d->cfg[PCI_HEADER_TYPE] = 0;                   /* type 0, single function */
   put16(d->wmask + PCI_COMMAND, PCI_CMD_WRITABLE);
   d->wmask[PCI_CACHE_LINE] = 0xff;
   d->wmask[PCI_LATENCY] = 0xff;
@@ -124,6 +130,8 @@ static void pci__addr_io(struct pci_bus *bus, unsigned off, bool is_write, uint8
     data[i] = off + i < 4 ? (bus->addr >> (8 * (off + i))) & 0xff : 0xff;
 }
 
+static void pci__update_line(struct pci_bus *bus, unsigned gsi);
+
 static void pci__data_io(struct pci_bus *bus, unsigned off, bool is_write, uint8_t *data,
                          unsigned size)
 {
@@ -134,9 +142,11 @@ static void pci__data_io(struct pci_bus *bus, unsigned off, bool is_write, uint8
       memset(data, 0xff, size);
     return;
   }
-  if (is_write)
+  if (is_write) {
     pci__cfg_write(d, reg, data, size);
-  else
+    if (d->slot && reg <= PCI_COMMAND + 1 && reg + size > PCI_COMMAND)
+      pci__update_line(bus, d->gsi); /* INTx Disable may have changed */
+  } else
     memcpy(data, d->cfg + reg, size);
 }
 
@@ -152,7 +162,10 @@ void pci_bus__conf_io(void *opaque, uint16_t port, bool is_write, uint8_t *data,
   pthread_mutex_unlock(&bus->lock);
 }
 
-static uint16_t pci__bar0(const struct pci_dev *d) { return get16(d->cfg + PCI_BAR0) & 0xfffc; }
+static uint16_t pci__bar0(const struct pci_dev *d)
+{
+  return get16(d->cfg + PCI_BAR0) & 0xfffc;
+}
 
 /* The I/O window: finds the device whose enabled BAR0 holds the port and
  * calls it with the offset in the BAR, outside the bus lock (devices lock
@@ -185,17 +198,27 @@ unsigned pci__slot_gsi(unsigned slot)
 }
 
 /* A shared line is the OR of its devices: KVM keeps one level per source
- * and we are one source, so the last write would win otherwise. */
+ * and we are one source, so the last write would win otherwise.  A device
+ * whose INTx Disable bit is set does not count; its Interrupt Status bit
+ * still shows what it wants.  Bus lock held. */
+static void pci__update_line(struct pci_bus *bus, unsigned gsi)
+{
+  int line = 0;
+  for (unsigned s = 1; s < bus->next_slot; s++) {
+    struct pci_dev *d = bus->slot[s];
+    line |= d->gsi == gsi && d->level && !(get16(d->cfg + PCI_COMMAND) & PCI_CMD_INTX_OFF);
+  }
+  if (bus->irq_line)
+    bus->irq_line(bus->irq_opaque, gsi, line);
+}
+
 void pci__set_irq(struct pci_dev *d, int level)
 {
   struct pci_bus *bus = d->bus;
   pthread_mutex_lock(&bus->lock);
   d->level = !!level;
-  int line = 0;
-  for (unsigned s = 1; s < bus->next_slot; s++)
-    line |= bus->slot[s]->gsi == d->gsi && bus->slot[s]->level;
-  if (bus->irq_line)
-    bus->irq_line(bus->irq_opaque, d->gsi, line);
+  d->cfg[PCI_STATUS] = (d->cfg[PCI_STATUS] & ~PCI_STATUS_INT) | (d->level ? PCI_STATUS_INT : 0);
+  pci__update_line(bus, d->gsi);
   pthread_mutex_unlock(&bus->lock);
 }
 
@@ -270,7 +293,10 @@ unsigned pci_bus__slots(const struct pci_bus *bus, unsigned *slots, unsigned max
 
 /* --- vmm.h: the bus of one VM --------------------------------------------- */
 
-static void pci__irq_line(void *vm, unsigned gsi, int level) { vmm__irq_line(vm, gsi, level); }
+static void pci__irq_line(void *vm, unsigned gsi, int level)
+{
+  vmm__irq_line(vm, gsi, level);
+}
 
 int pci__init(struct vmm *vm, vmbox_error_t *err)
 {
@@ -302,9 +328,15 @@ struct pci_dev *pci__add(struct vmm *vm, uint16_t vendor, uint16_t device, uint1
   return pci_bus__add(bus, vendor, device, subsys_id, class_code, bar0_len, fn, opaque, err);
 }
 
-unsigned pci__slot(const struct pci_dev *d) { return d->slot; }
+unsigned pci__slot(const struct pci_dev *d)
+{
+  return d->slot;
+}
 
-unsigned pci__gsi(const struct pci_dev *d) { return d->gsi; }
+unsigned pci__gsi(const struct pci_dev *d)
+{
+  return d->gsi;
+}
 
 unsigned pci__slots(struct vmm *vm, unsigned *slots, unsigned max)
 {

@@ -5,8 +5,8 @@
 
 #include "vmm.h"
 
-#define PCI_CONF_ADDR 0xcf8 /* config mechanism #1: address latch ... */
-#define PCI_CONF_DATA 0xcfc /* ... and data window */
+#define PCI_CONF_ADDR 0xcf8  /* config mechanism #1: address latch ... */
+#define PCI_CONF_DATA 0xcfc  /* ... and data window */
 #define PCI_IO_WINDOW 0x6000 /* where BARs are assigned: far from legacy ISA ports */
 #define PCI_IO_WINDOW_LEN 0x1000
 

@@ -133,8 +133,9 @@ int ns__cp_out(const char *id, const char *state_dir, const struct box_cp *c, vm
 int ns__cp_in(const char *id, const char *state_dir, const struct box_cp *c, vmbox_error_t *err);
 
 /* ---- rootfs.c -------------------------------------------------------------- */
-/* Attaches IMAGE to a free loop device, read-only and autoclear: the device
- * goes away with its last mount.  Keep *fd open until the box mounted it. */
+/* Finds the loop device other boxes of IMAGE use, or attaches IMAGE to a
+ * free one: read-only and autoclear, so the device goes away with its last
+ * mount.  Keep *fd open until the box mounted it. */
 int rootfs__loop_attach(const char *image, char **dev_out, int *fd_out, vmbox_error_t *err);
 /* In the box's mount namespace, cwd = state dir: ext4 (or, rootless, the
  * unpacked TREE, bound read-only) at lower/, overlay at rootfs/.  Returns an

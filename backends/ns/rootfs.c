@@ -1,7 +1,7 @@
 /* The box's root: the cached ext4 image attached read-only to a loop device
- * and mounted per box (one loop device per box for now, no shared
- * refcounted mount), with an overlay whose upper/work live in the box's
- * state dir.  O(1) in the image size, and nothing written ever reaches the
+ * (one per image, shared by its boxes: see rootfs__loop_attach) and mounted
+ * in each box's mount namespace, with an overlay whose upper/work live in
+ * the box's state dir.  O(1) in the image size, and nothing written ever reaches the
  * image or another box.
  *
  * Every mount target inside the root is opened with RESOLVE_IN_ROOT so a
@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <linux/loop.h>
 #include <linux/openat2.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,11 +53,73 @@ static int loop_configure(int ctl, int img, char **dev_out, int *fd_out, vmbox_e
   return vmbox_error_set(err, EBUSY, "loop: every free loop device was taken");
 }
 
+/* One loop device per image, shared by its boxes: each box still mounts the
+ * ext4 in its own mount namespace, but the kernel finds the superblock
+ * already set up for that device and skips the ext4 mount proper (and the
+ * attach).  The host's mount table sees nothing, and crashes leak nothing:
+ * the kernel counts the device's users (mounts, open fds) and autoclear
+ * detaches it after the last.  LOOP_RECORDS/DEV-INO (tmpfs: gone at reboot,
+ * as loop devices are) names the device; its flock makes find-or-attach
+ * atomic, and the device is only trusted after LOOP_GET_STATUS64 shows it
+ * still bound to that very file, read-only and autoclear. */
+#define LOOP_RECORDS "/run/vmbox/loop"
+
+/* The locked record for the image, or -1: then the box gets its own device. */
+static int loop_record_lock(const struct stat *img)
+{
+  vmbox_error_t e = NULL;
+  if (util__mkdir_p(LOOP_RECORDS, 0700, &e) < 0) {
+    vmbox_error_free(&e);
+    return -1;
+  }
+  cleanup_free char *p = util__fmt(LOOP_RECORDS "/%ju-%ju", (uintmax_t)img->st_dev,
+                                   (uintmax_t)img->st_ino);
+  int fd = util__lock_file(p, true, &e);
+  vmbox_error_free(&e);
+  return fd;
+}
+
+/* Opens the recorded device if it still serves IMG; holding the fd keeps
+ * it bound until the box has mounted it. */
+static int loop_reuse(int rec, const struct stat *img, char **dev_out, int *fd_out)
+{
+  char name[32] = "";
+  ssize_t n = pread(rec, name, sizeof(name) - 1, 0);
+  if (n <= 0 || strncmp(name, "/dev/loop", 9) != 0 || name[n - 1] != '\n')
+    return -1;
+  name[n - 1] = '\0';
+  /* Read-only: a mounted device refuses writers. */
+  int fd = open(name, O_RDONLY | O_CLOEXEC);
+  struct loop_info64 li;
+  if (fd < 0 || ioctl(fd, LOOP_GET_STATUS64, &li) < 0 || li.lo_device != img->st_dev ||
+      li.lo_inode != img->st_ino || li.lo_offset != 0 || li.lo_sizelimit != 0 ||
+      (li.lo_flags & (LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR)) !=
+          (LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR)) {
+    if (fd >= 0)
+      close(fd);
+    return -1;
+  }
+  *dev_out = xstrdup(name);
+  *fd_out = fd;
+  return 0;
+}
+
+static void loop_record_write(int rec, const char *dev)
+{
+  cleanup_free char *line = util__fmt("%s\n", dev);
+  if (ftruncate(rec, 0) < 0 || pwrite(rec, line, strlen(line), 0) < 0)
+    return; /* the next box attaches its own device */
+}
+
 int rootfs__loop_attach(const char *image, char **dev_out, int *fd_out, vmbox_error_t *err)
 {
   cleanup_close int img = open(image, O_RDONLY | O_CLOEXEC);
-  if (img < 0)
+  struct stat st;
+  if (img < 0 || fstat(img, &st) < 0)
     return vmbox_error_sys(err, "open image %s", image);
+  cleanup_close int rec = loop_record_lock(&st);
+  if (rec >= 0 && loop_reuse(rec, &st, dev_out, fd_out) == 0)
+    return 0;
   cleanup_close int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
   if (ctl < 0) {
     vmbox_error_sys(err, "open /dev/loop-control");
@@ -64,6 +127,8 @@ int rootfs__loop_attach(const char *image, char **dev_out, int *fd_out, vmbox_er
   }
   if (loop_configure(ctl, img, dev_out, fd_out, err) < 0)
     return vmbox_error_wrap(err, "image %s", image);
+  if (rec >= 0)
+    loop_record_write(rec, *dev_out);
   return 0;
 }
 

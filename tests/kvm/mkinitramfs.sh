@@ -187,7 +187,24 @@ payload_libs() {
     case $f in "$repo"/tests/* | "$repo"/scripts/*) continue ;; esac
     if [ -x "$f" ]; then progs+=("$f"); fi
   done <<<"$payload_files"
-  libs_of "${progs[@]}" | LC_ALL=C comm -23 - <(printf '%s\n' "$base_libs")
+  local dl
+  dl=$(dlopen_libs "${progs[@]}")
+  # shellcheck disable=SC2086 # one path a word
+  { libs_of "${progs[@]}"; [ -z "$dl" ] || { echo "$dl"; libs_of $dl; }; } | LC_ALL=C sort -u |
+    LC_ALL=C comm -23 - <(printf '%s\n' "$base_libs")
+}
+
+# Libraries the programs dlopen by soname (vmbox loads libcurl/libarchive on
+# first use, lib/dl.c): ldd cannot see them, but their sonames are strings in
+# the binary; ldconfig says where they live.
+dlopen_libs() { # PROGS...
+  [ $# -gt 0 ] || return 0
+  local so p cache
+  cache=$(ldconfig -p 2>/dev/null) || return 0
+  for so in $(strings -a "$@" 2>/dev/null | grep -oE '^lib[A-Za-z0-9_+-]+\.so\.[0-9]+$' | LC_ALL=C sort -u); do
+    p=$(awk -v s="$so" '$1 == s && /x86-64/ { print $NF; exit }' <<<"$cache")
+    if [ -n "$p" ]; then echo "$p"; fi
+  done
 }
 
 # The payload as an ext4 image (mke2fs -d): the guest reads only the blocks it

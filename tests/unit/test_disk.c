@@ -172,8 +172,8 @@ static void test_read_only_base(void)
   disk__close(d, NULL);
 }
 
-static void expect_open_error(const char *what, const char *base, const char *ovl,
-                              const char *map, const char *needle)
+static void expect_open_error(const char *what, const char *base, const char *ovl, const char *map,
+                              const char *needle)
 {
   struct disk *d = NULL;
   vmbox_error_t err = NULL;

@@ -37,11 +37,30 @@ static struct disk *disk, *ro_disk;
 static char dir[] = "/tmp/vmbox-test-virtio-XXXXXX";
 static char *base_path, *ovl_path, *map_path;
 
-static void put16(uint8_t *p, uint16_t v) { v = htole16(v), memcpy(p, &v, 2); }
-static void put32(uint8_t *p, uint32_t v) { v = htole32(v), memcpy(p, &v, 4); }
-static void put64(uint8_t *p, uint64_t v) { v = htole64(v), memcpy(p, &v, 8); }
-static uint16_t get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return le16toh(v); }
-static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return le32toh(v); }
+static void put16(uint8_t *p, uint16_t v)
+{
+  v = htole16(v), memcpy(p, &v, 2);
+}
+static void put32(uint8_t *p, uint32_t v)
+{
+  v = htole32(v), memcpy(p, &v, 4);
+}
+static void put64(uint8_t *p, uint64_t v)
+{
+  v = htole64(v), memcpy(p, &v, 8);
+}
+static uint16_t get16(const uint8_t *p)
+{
+  uint16_t v;
+  memcpy(&v, p, 2);
+  return le16toh(v);
+}
+static uint32_t get32(const uint8_t *p)
+{
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return le32toh(v);
+}
 
 /* --- a guest driver in miniature ---------------------------------------- */
 
@@ -65,9 +84,18 @@ static void kick(uint16_t head)
   put16(mem + AVAIL + 2, ++avail_idx);
 }
 
-static uint16_t used_idx(void) { return get16(mem + vq.used_gpa + 2); }
-static uint32_t used_len(unsigned k) { return get32(mem + vq.used_gpa + 4 + 8 * k + 4); }
-static uint32_t used_id(unsigned k) { return get32(mem + vq.used_gpa + 4 + 8 * k); }
+static uint16_t used_idx(void)
+{
+  return get16(mem + vq.used_gpa + 2);
+}
+static uint32_t used_len(unsigned k)
+{
+  return get32(mem + vq.used_gpa + 4 + 8 * k + 4);
+}
+static uint32_t used_id(unsigned k)
+{
+  return get32(mem + vq.used_gpa + 4 + 8 * k);
+}
 
 static void hdr(uint32_t type, uint64_t sector)
 {
@@ -115,8 +143,7 @@ static void test_good(void)
   uint8_t got[2048];
   disk_at(10 * 512, got, sizeof(got));
   TAP_OK(memcmp(got, put, sizeof(got)) == 0, "OUT: the disk has the data");
-  TAP_OK(request(disk, VIRTIO_BLK_T_FLUSH, 0, 0) == VIRTIO_BLK_S_OK &&
-             access(map_path, F_OK) == 0,
+  TAP_OK(request(disk, VIRTIO_BLK_T_FLUSH, 0, 0) == VIRTIO_BLK_S_OK && access(map_path, F_OK) == 0,
          "FLUSH: ok, overlay map written");
   TAP_OK(request(disk, VIRTIO_BLK_T_GET_ID, 0, 20) == VIRTIO_BLK_S_OK &&
              memcmp(mem + DATA, "vmbox-disk", 11) == 0 && used_len(0) == 21,
@@ -404,8 +431,8 @@ static uint16_t test_pci_probe(struct test_vm *vm)
   OUTL(0xcf8, 0x80010000u | 1 << 11);
   TAP_OK(INL(0xcfc) == 0xffffffffu, "bus 1 absent");
   uint32_t irq = cfg_read(vm, 1, 0x3c);
-  TAP_OK((irq & 0xff) == SLOT1_GSI && (irq >> 8 & 0xff) == 1,
-         "interrupt line %u, pin INTA", irq & 0xff);
+  TAP_OK((irq & 0xff) == SLOT1_GSI && (irq >> 8 & 0xff) == 1, "interrupt line %u, pin INTA",
+         irq & 0xff);
   uint32_t bar = cfg_read(vm, 1, 0x10);
   cfg_write(vm, 1, 0x10, 0xffffffffu);
   uint32_t size = cfg_read(vm, 1, 0x10);
@@ -459,12 +486,12 @@ static void test_transport(struct test_vm *vm, uint16_t io_base)
   put16(mem + avail, VIRTQ_AVAIL_F_NO_INTERRUPT);
   put16(mem + avail + 4 + 2, 0), put16(mem + avail + 2, 2);
   OUTW(io_base + VIRTIO_PCI_QUEUE_NOTIFY, 0);
-  TAP_OK(get16(mem + used + 2) == 2 && vm->irq[SLOT1_GSI] == 0,
-         "NO_INTERRUPT honoured");
+  TAP_OK(get16(mem + used + 2) == 2 && vm->irq[SLOT1_GSI] == 0, "NO_INTERRUPT honoured");
   /* Corrupt the ring: NEEDS_RESET; a reset makes the device usable again. */
   put16(mem + avail + 2, 2 + n + 5);
   OUTW(io_base + VIRTIO_PCI_QUEUE_NOTIFY, 0);
-  TAP_OK(INB(io_base + VIRTIO_PCI_STATUS) & VIRTIO_STATUS_NEEDS_RESET, "bad avail idx: NEEDS_RESET");
+  TAP_OK(INB(io_base + VIRTIO_PCI_STATUS) & VIRTIO_STATUS_NEEDS_RESET,
+         "bad avail idx: NEEDS_RESET");
   OUTB(io_base + VIRTIO_PCI_STATUS, 0);
   TAP_OK(INB(io_base + VIRTIO_PCI_STATUS) == 0 && INL(io_base + VIRTIO_PCI_QUEUE_PFN) == 0 &&
              INL(io_base + VIRTIO_PCI_GUEST_FEATURES) == 0,
@@ -502,6 +529,15 @@ static void test_shared_irq(void)
   TAP_OK(vm.irq[10] == 1, "shared line stays up while one device asserts it");
   pci__set_irq(d[5], 0);
   TAP_OK(vm.irq[10] == 0 && vm.irq[11] == 0, "and drops when none does");
+  /* INTx Disable (command bit 10) masks the device; status bit 3 still shows it. */
+  cfg_write(&vm, 2, 0x04, 0x401);
+  pci__set_irq(d[2], 1);
+  TAP_OK(vm.irq[11] == 0 && (cfg_read(&vm, 2, 0x04) >> 16 & 0x08),
+         "INTx Disable keeps the line low, Interrupt Status set");
+  cfg_write(&vm, 2, 0x04, 0x001);
+  TAP_OK(vm.irq[11] == 1, "clearing INTx Disable raises the pending line");
+  pci__set_irq(d[2], 0);
+  TAP_OK(vm.irq[11] == 0 && !(cfg_read(&vm, 2, 0x04) >> 16 & 0x08), "deassert clears both");
   pci_bus__free(vm.bus);
 }
 
@@ -519,9 +555,9 @@ static struct virtio_blk *plug(struct test_vm *vm, const struct vmm_config *cfg)
   vp->mem = gm;
   vp->irq = test_irq;
   pci_bus__set_irq_fn(vm->bus, test_irq_line, vm);
-  test_dev = pci_bus__add(vm->bus, VIRTIO_PCI_VENDOR, VIRTIO_BLK_LEGACY_DEVICE, VIRTIO_ID_BLOCK,
-                          PCI_CLASS_STORAGE_SCSI, virtio_pci__bar_len(vp), virtio_pci__io, vp,
-                          &err);
+  test_dev =
+      pci_bus__add(vm->bus, VIRTIO_PCI_VENDOR, VIRTIO_BLK_LEGACY_DEVICE, VIRTIO_ID_BLOCK,
+                   PCI_CLASS_STORAGE_SCSI, virtio_pci__bar_len(vp), virtio_pci__io, vp, &err);
   if (!test_dev)
     abort();
   return blk;
@@ -531,8 +567,8 @@ static void test_vmm(void)
 {
   struct test_vm vm = {0}, vm2 = {0};
   vmbox_error_t err = NULL;
-  struct vmm_config cfg = {.disk_base = base_path, .disk_overlay = ovl_path,
-                           .disk_overlay_map = map_path};
+  struct vmm_config cfg = {
+      .disk_base = base_path, .disk_overlay = ovl_path, .disk_overlay_map = map_path};
   disk__close(disk, NULL); /* the device takes the overlay's lock */
   disk = NULL;
   struct virtio_blk *blk = plug(&vm, &cfg);

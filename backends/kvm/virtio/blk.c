@@ -37,8 +37,8 @@ static int blk__io(struct disk *d, const struct virtq_chain *c, bool to_guest, u
       continue;
     }
     uint32_t n = b->len - skip < len ? b->len - skip : len;
-    int r = to_guest ? disk__read(d, b->host + skip, n, off)
-                     : disk__write(d, b->host + skip, n, off);
+    int r =
+        to_guest ? disk__read(d, b->host + skip, n, off) : disk__write(d, b->host + skip, n, off);
     if (r < 0)
       return r;
     skip = 0, len -= n, off += n;
@@ -72,16 +72,14 @@ static uint8_t blk__serve(struct disk *d, const struct virtq_chain *c, const str
     if (disk__read_only(d) || blk__range(d, h->sector, out_data, &off) < 0)
       return VIRTIO_BLK_S_IOERR;
     return blk__io(d, c, false, sizeof(*h), out_data, off) < 0 ? VIRTIO_BLK_S_IOERR
-                                                                : VIRTIO_BLK_S_OK;
-  case VIRTIO_BLK_T_FLUSH:
-    return disk__flush(d) < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+                                                               : VIRTIO_BLK_S_OK;
+  case VIRTIO_BLK_T_FLUSH: return disk__flush(d) < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
   case VIRTIO_BLK_T_GET_ID: {
     char id[VIRTIO_BLK_ID_BYTES] = BLK_ID; /* NUL-padded; no NUL needed at 20 */
     *written = virtq__write(c, 0, id, in_data < sizeof(id) ? in_data : sizeof(id));
     return VIRTIO_BLK_S_OK;
   }
-  default:
-    return VIRTIO_BLK_S_UNSUPP;
+  default: return VIRTIO_BLK_S_UNSUPP;
   }
 }
 
@@ -159,18 +157,21 @@ struct virtio_blk *virtio_blk__new(const struct vmm_config *cfg, vmbox_error_t *
     return NULL;
   struct virtio_blk *blk = xcalloc(1, sizeof(*blk));
   blk->disk = disk;
-  uint32_t features = 1u << VIRTIO_BLK_F_SEG_MAX | 1u << VIRTIO_BLK_F_BLK_SIZE |
-                      1u << VIRTIO_BLK_F_FLUSH;
+  uint32_t features =
+      1u << VIRTIO_BLK_F_SEG_MAX | 1u << VIRTIO_BLK_F_BLK_SIZE | 1u << VIRTIO_BLK_F_FLUSH;
   if (disk__read_only(disk))
     features |= 1u << VIRTIO_BLK_F_RO;
   struct guest_mem none = {0};
-  virtio_pci__setup(&blk->vp, &blk_ops, 1, VIRTIO_BLK_QUEUE_SIZE, features,
-                    VIRTIO_BLK_CONFIG_LEN, &none, NULL);
+  virtio_pci__setup(&blk->vp, &blk_ops, 1, VIRTIO_BLK_QUEUE_SIZE, features, VIRTIO_BLK_CONFIG_LEN,
+                    &none, NULL);
   blk__config(blk);
   return blk;
 }
 
-struct virtio_pci *virtio_blk__vp(struct virtio_blk *blk) { return &blk->vp; }
+struct virtio_pci *virtio_blk__vp(struct virtio_blk *blk)
+{
+  return &blk->vp;
+}
 
 int virtio_blk__free(struct virtio_blk *blk, vmbox_error_t *err)
 {

@@ -18,7 +18,10 @@ void virtio_pci__setup(struct virtio_pci *vp, const struct virtio_dev_ops *ops, 
   vp->irq = irq;
 }
 
-void virtio_pci__cleanup(struct virtio_pci *vp) { pthread_mutex_destroy(&vp->lock); }
+void virtio_pci__cleanup(struct virtio_pci *vp)
+{
+  pthread_mutex_destroy(&vp->lock);
+}
 
 static void virtio_pci__set_irq(struct virtio_pci *vp, int level)
 {
@@ -171,15 +174,15 @@ static void virtio_pci__intx(struct virtio_pci *vp, int level)
   pci__set_irq(vp->pci, level);
 }
 
-int virtio_pci__plug(struct virtio_pci *vp, struct vmm *vm, uint16_t device_id,
-                     uint16_t subsys_id, uint32_t class_code, vmbox_error_t *err)
+int virtio_pci__plug(struct virtio_pci *vp, struct vmm *vm, uint16_t device_id, uint16_t subsys_id,
+                     uint32_t class_code, vmbox_error_t *err)
 {
   uint16_t bar = virtio_pci__bar_len(vp);
   vp->vm = vm;
   vp->mem = (struct guest_mem){.translate = virtio_pci__gpa, .opaque = vm};
   vp->irq = virtio_pci__intx;
-  vp->pci = pci__add(vm, VIRTIO_PCI_VENDOR, device_id, subsys_id, class_code, bar,
-                     virtio_pci__io, vp, err);
+  vp->pci = pci__add(vm, VIRTIO_PCI_VENDOR, device_id, subsys_id, class_code, bar, virtio_pci__io,
+                     vp, err);
   if (!vp->pci)
     return vmbox_error_wrap(err, "%s", vp->ops->name);
   return 0;

@@ -15,7 +15,7 @@
 #include "ring.h"
 
 /* BAR0 registers without MSI-X. */
-#define VIRTIO_PCI_HOST_FEATURES 0 /* u32 ro */
+#define VIRTIO_PCI_HOST_FEATURES 0  /* u32 ro */
 #define VIRTIO_PCI_GUEST_FEATURES 4 /* u32 rw */
 #define VIRTIO_PCI_QUEUE_PFN 8      /* u32 rw: ring address >> 12, 0 = off */
 #define VIRTIO_PCI_QUEUE_NUM 12     /* u16 ro: size of the selected queue */
@@ -76,8 +76,8 @@ void virtio_pci__setup(struct virtio_pci *vp, const struct virtio_dev_ops *ops, 
 /* BAR0 size: registers + config, rounded up to a power of two. */
 uint16_t virtio_pci__bar_len(const struct virtio_pci *vp);
 /* Puts it on the VM's PCI bus with a legacy (transitional) device id. */
-int virtio_pci__plug(struct virtio_pci *vp, struct vmm *vm, uint16_t device_id,
-                     uint16_t subsys_id, uint32_t class_code, vmbox_error_t *err);
+int virtio_pci__plug(struct virtio_pci *vp, struct vmm *vm, uint16_t device_id, uint16_t subsys_id,
+                     uint32_t class_code, vmbox_error_t *err);
 void virtio_pci__cleanup(struct virtio_pci *vp);
 
 /* The BAR0 handler (vmm_pio_fn; opaque is the struct virtio_pci). */

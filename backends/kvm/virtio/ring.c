@@ -13,9 +13,18 @@ void *guest_mem__ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)
   return m->host + gpa;
 }
 
-uint64_t virtq__desc_size(uint16_t num) { return 16ull * num; }
-uint64_t virtq__avail_size(uint16_t num) { return 6ull + 2ull * num; } /* + used_event */
-uint64_t virtq__used_size(uint16_t num) { return 6ull + 8ull * num; }   /* + avail_event */
+uint64_t virtq__desc_size(uint16_t num)
+{
+  return 16ull * num;
+}
+uint64_t virtq__avail_size(uint16_t num)
+{
+  return 6ull + 2ull * num;
+} /* + used_event */
+uint64_t virtq__used_size(uint16_t num)
+{
+  return 6ull + 8ull * num;
+} /* + avail_event */
 
 /* Indexes are shared with running vCPUs: the driver publishes avail->idx
  * after filling the ring (so we load it with acquire), and reads used->idx
@@ -37,9 +46,15 @@ static int virtq__fail(struct virtq *vq, const char *why)
   return -1;
 }
 
-void virtq__reset(struct virtq *vq) { memset(vq, 0, sizeof(*vq)); }
+void virtq__reset(struct virtq *vq)
+{
+  memset(vq, 0, sizeof(*vq));
+}
 
-static bool aligned(uint64_t v, uint64_t a) { return (v & (a - 1)) == 0; }
+static bool aligned(uint64_t v, uint64_t a)
+{
+  return (v & (a - 1)) == 0;
+}
 
 int virtq__setup(struct virtq *vq, const struct guest_mem *m, uint16_t num, uint16_t max,
                  uint64_t desc, uint64_t avail, uint64_t used)
@@ -57,8 +72,13 @@ int virtq__setup(struct virtq *vq, const struct guest_mem *m, uint16_t num, uint
     return -1;
   if (!aligned((uintptr_t)a, 2) || !aligned((uintptr_t)u, 4)) /* a misaligned plain buffer */
     return -1;
-  *vq = (struct virtq){.num = num, .desc = d, .avail = a, .used = u,
-                       .desc_gpa = desc, .avail_gpa = avail, .used_gpa = used};
+  *vq = (struct virtq){.num = num,
+                       .desc = d,
+                       .avail = a,
+                       .used = u,
+                       .desc_gpa = desc,
+                       .avail_gpa = avail,
+                       .used_gpa = used};
   return 0;
 }
 

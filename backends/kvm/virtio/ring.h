@@ -39,8 +39,8 @@ void *guest_mem__ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 struct virtq {
   uint16_t num; /* 0: not set up */
   bool broken;
-  uint16_t last_avail; /* next avail entry to consume: ours, not the guest's */
-  uint16_t used_idx;   /* shadow of used->idx: never read back from the guest */
+  uint16_t last_avail;          /* next avail entry to consume: ours, not the guest's */
+  uint16_t used_idx;            /* shadow of used->idx: never read back from the guest */
   uint8_t *desc, *avail, *used; /* host pointers, checked at setup */
   uint64_t desc_gpa, avail_gpa, used_gpa;
   const char *why; /* why it broke, for the log */
@@ -73,7 +73,10 @@ int virtq__setup(struct virtq *vq, const struct guest_mem *m, uint16_t num, uint
 int virtq__setup_legacy(struct virtq *vq, const struct guest_mem *m, uint16_t num, uint16_t max,
                         uint32_t pfn);
 void virtq__reset(struct virtq *vq);
-static inline bool virtq__ready(const struct virtq *vq) { return vq->num && !vq->broken; }
+static inline bool virtq__ready(const struct virtq *vq)
+{
+  return vq->num && !vq->broken;
+}
 
 /* Takes the next available chain: 1 = *c filled, 0 = nothing available,
  * -1 = the guest broke the queue (vq->broken, vq->why). */

@@ -55,7 +55,7 @@ kvm_dir() { echo "$VMBOX_ROOT/boxes/$("$VMBOX" inspect "$1" | tr -d ' \n' | sed 
   assert_status 0
   run kvm --rm busybox sh -c 'exit 3'
   assert_status 3
-  run kvm --rm busybox no-such-command
+  run -127 kvm --rm busybox no-such-command
   assert_status 127
   assert_contains "$output" "no-such-command: executable file not found"
   run kvm --rm busybox /etc/passwd
@@ -173,7 +173,7 @@ vmhost" ]
 }
 
 @test "--memory: an OOM kill inside the guest exits 137, oom_killed" {
-  run kvm --name hog --memory 32m busybox sh -c 'x=$(head -c 200000000 /dev/zero | tr "\0" a); echo survived'
+  run kvm --name hog --memory 32m busybox sh -c 'x=$(head -c 48000000 /dev/zero | tr "\0" a); echo survived'
   assert_status 137
   refute_contains "$output" survived
   [ "$(state oom_killed hog)" = true ]
