@@ -14,6 +14,7 @@
  * console.log, so notes there are for whoever debugs a box. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -29,7 +30,6 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <grp.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,7 +75,7 @@ static void write_all(int fd, const void *buf, size_t n)
 
 static void chan_send(uint8_t type, const void *buf, size_t n)
 {
-  const uint8_t *p = buf;
+  const uint8_t *p = buf ? buf : (const uint8_t *)"";
   do {
     size_t part = n > CHAN_MAX_PAYLOAD ? CHAN_MAX_PAYLOAD : n;
     uint8_t rec[CHAN_HDR_LEN + CHAN_MAX_PAYLOAD];
@@ -220,8 +220,8 @@ static void enter_root(const struct cfg *c)
   umount2("/proc", MNT_DETACH);
   umount2("/sys", MNT_DETACH);
   umount2("/dev", MNT_DETACH);
-  if (chdir("/newroot") < 0 || mount("/newroot", "/", NULL, MS_MOVE, NULL) < 0 ||
-      chroot(".") < 0 || chdir("/") < 0)
+  if (chdir("/newroot") < 0 || mount("/newroot", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 ||
+      chdir("/") < 0)
     fail(125, "guest: switch to the box root: %s", strerror(errno));
 }
 
@@ -452,8 +452,7 @@ static void __attribute__((noreturn)) exec_command(const struct cfg *c, int sfd,
   const char *cwd = c->cwd ? c->cwd : "/";
   mkdir_p(cwd); /* docker run -w creates a missing workdir, as root */
   if (setgroups(c->n_groups, c->groups) < 0 || setgid(c->gid) < 0 || setuid(c->uid) < 0)
-    child_fail(sfd, 125, "set user %u:%u: %s", (unsigned)c->uid, (unsigned)c->gid,
-               strerror(errno));
+    child_fail(sfd, 125, "set user %u:%u: %s", (unsigned)c->uid, (unsigned)c->gid, strerror(errno));
   if (chdir(cwd) < 0)
     child_fail(sfd, 126, "chdir to %s: %s", cwd, strerror(errno));
   char *def_env[] = {"PATH=" DEFAULT_PATH, NULL};

@@ -15,6 +15,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -31,9 +32,9 @@ static const char *const wanted[] = {"virtio_pci", "virtio_blk", "ext4", "crc32c
 #define MAX_MODS 64
 
 struct mods {
-  const char *dir;  /* /lib/modules/RELEASE */
-  char *dep;        /* modules.dep */
-  char *builtin;    /* modules.builtin */
+  const char *dir;     /* /lib/modules/RELEASE */
+  char *dep;           /* modules.dep */
+  char *builtin;       /* modules.builtin */
   char *rel[MAX_MODS]; /* load order, relative paths */
   size_t n;
 };
@@ -58,7 +59,8 @@ static bool names(const char *rel, size_t len, const char *name)
   if (bl < nl + 3 || strncmp(base + nl, ".ko", 3) != 0)
     return false;
   for (size_t i = 0; i < nl; i++)
-    if (base[i] != name[i] && !((base[i] == '-' || base[i] == '_') && (name[i] == '-' || name[i] == '_')))
+    if (base[i] != name[i] &&
+        !((base[i] == '-' || base[i] == '_') && (name[i] == '-' || name[i] == '_')))
       return false;
   return true;
 }
@@ -91,7 +93,8 @@ static int want(struct mods *m, const char *name, int depth, vmbox_error_t *err)
   const char *l = find_line(m->dep, name, &kl);
   if (l == NULL) {
     vmbox_error_set(err, 0, "kernel modules in %s: no %s (built in or module)", m->dir, name);
-    return vmbox_error_hint(err, "use a kernel with virtio-pci and virtio-blk, e.g. linux-image-cloud-amd64");
+    return vmbox_error_hint(
+        err, "use a kernel with virtio-pci and virtio-blk, e.g. linux-image-cloud-amd64");
   }
   cleanup_free char *rel = xstrndup(l, kl);
   for (size_t i = 0; i < m->n; i++)
@@ -120,7 +123,8 @@ static int resolve(struct mods *m, vmbox_error_t *err)
   cleanup_free char *bi = util__fmt("%s/modules.builtin", m->dir);
   if (util__read_file(dep, &m->dep, NULL, err) < 0) {
     vmbox_error_wrap(err, "guest kernel modules");
-    return vmbox_error_hint(err, "install the kernel's modules (its linux-image package) next to it");
+    return vmbox_error_hint(err,
+                            "install the kernel's modules (its linux-image package) next to it");
   }
   if (util__read_file(bi, &m->builtin, NULL, NULL) < 0)
     m->builtin = NULL;
@@ -175,6 +179,12 @@ out:
   return r;
 }
 
+/* Two symbols of one .incbin blob: compare as addresses, not as arrays. */
+static size_t guest_init_len(void)
+{
+  return (size_t)((uintptr_t)vmbox_guest_init_end - (uintptr_t)vmbox_guest_init);
+}
+
 static int put(struct archive *a, const char *name, mode_t type, mode_t perm, const void *data,
                size_t len, dev_t rdev, vmbox_error_t *err)
 {
@@ -197,8 +207,9 @@ static int put(struct archive *a, const char *name, mode_t type, mode_t perm, co
 
 static int write_base(struct archive *a, struct mods *m, vmbox_error_t *err)
 {
-  size_t init_len = (size_t)(vmbox_guest_init_end - vmbox_guest_init);
-  static const char *const dirs[] = {"dev", "proc", "sys", "newroot", "vmbox", GUEST_MODULES_DIR + 1};
+  size_t init_len = guest_init_len();
+  static const char *const dirs[] = {"dev",     "proc",  "sys",
+                                     "newroot", "vmbox", GUEST_MODULES_DIR + 1};
   for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
     if (put(a, dirs[i], AE_IFDIR, 0755, NULL, 0, 0, err) < 0)
       return -1;
@@ -245,7 +256,7 @@ static int build(const char *tmp, struct mods *m, vmbox_error_t *err)
  * package rebuilt under the same release still gets a fresh archive. */
 static char *cache_key(const struct mods *m, const char *release)
 {
-  size_t init_len = (size_t)(vmbox_guest_init_end - vmbox_guest_init);
+  size_t init_len = guest_init_len();
   cleanup_free char *ih = util__sha256_digest(vmbox_guest_init, init_len);
   cleanup_free char *acc = util__fmt("v1 %s %s", release, ih);
   for (size_t i = 0; i < m->n; i++) {
@@ -253,8 +264,8 @@ static char *cache_key(const struct mods *m, const char *release)
     struct stat st;
     if (stat(p, &st) < 0)
       st.st_size = st.st_mtime = 0;
-    char *n = util__fmt("%s %s %lld %lld", acc, m->rel[i], (long long)st.st_size,
-                        (long long)st.st_mtime);
+    char *n =
+        util__fmt("%s %s %lld %lld", acc, m->rel[i], (long long)st.st_size, (long long)st.st_mtime);
     free(acc);
     acc = n;
   }

@@ -84,8 +84,8 @@ static int check_spec(const struct box_spec *s, vmbox_error_t *err)
     return vmbox_error_set(err, 0, "box %s: image and state dir must be absolute paths", s->id);
   if (s->proc.argv == NULL || s->proc.argv[0] == NULL)
     return vmbox_error_set(err, 0, "box %s: no command to run", s->id);
-  const char *what = s->proc.tty ? "a terminal (-t)"
-                     : s->n_mounts ? "volumes (-v)"
+  const char *what = s->proc.tty              ? "a terminal (-t)"
+                     : s->n_mounts            ? "volumes (-v)"
                      : s->net != BOX_NET_NONE ? "networking (only --network none)"
                                               : NULL;
   if (what) {
@@ -93,8 +93,7 @@ static int check_spec(const struct box_spec *s, vmbox_error_t *err)
     return vmbox_error_hint(err, "use --backend ns for now");
   }
   if (s->limits.cpu_millis > KVM_MAX_VCPUS * 1000ULL)
-    return vmbox_error_set(err, 0, "--cpus: the kvm backend runs at most %d vCPUs",
-                           KVM_MAX_VCPUS);
+    return vmbox_error_set(err, 0, "--cpus: the kvm backend runs at most %d vCPUs", KVM_MAX_VCPUS);
   return 0;
 }
 
@@ -179,8 +178,8 @@ static void shape(struct box *b)
   b->mem = (b->mem + MIB - 1) & ~(MIB - 1);
   b->vcpus = l->cpu_millis ? (unsigned)((l->cpu_millis + 999) / 1000) : 1;
   const char *extra = getenv("VMBOX_GUEST_APPEND"); /* debugging: loglevel=7, ... */
-  b->cmdline = util__fmt("console=ttyS0 reboot=t panic=-1 quiet%s%s", extra ? " " : "",
-                         extra ? extra : "");
+  b->cmdline =
+      util__fmt("console=ttyS0 reboot=t panic=-1 quiet%s%s", extra ? " " : "", extra ? extra : "");
 }
 
 static int prepare(struct box *b, vmbox_error_t *err)
@@ -307,8 +306,7 @@ static void on_record(void *opaque, uint8_t type, const uint8_t *p, size_t n)
       return;
     v->failed = true;
     clean_text(text, sizeof(text), p + 1, n - 1);
-    send_msg(v->report, MSG_FAILED, p[0] == 126 || p[0] == 127 ? p[0] : 125, 0, false, text,
-             NULL);
+    send_msg(v->report, MSG_FAILED, p[0] == 126 || p[0] == 127 ? p[0] : 125, 0, false, text, NULL);
     return;
   case CHAN_G_EXIT:
     if (n == 3 && v->started && !v->exited) {
@@ -424,8 +422,7 @@ static void last_words(const char *console, char *out, size_t cap)
   }
 }
 
-static void final_report(struct vmmproc *v, int r, const struct vmm_result *res,
-                         vmbox_error_t *err)
+static void final_report(struct vmmproc *v, int r, const struct vmm_result *res, vmbox_error_t *err)
 {
   struct box *b = v->b;
   if (v->exited) {
@@ -455,7 +452,7 @@ static void final_report(struct vmmproc *v, int r, const struct vmm_result *res,
     snprintf(why, sizeof(why), "the VM was stopped");
   /* A VMM setup error carries its own hint; a panic's line says it all;
    * anything else: the console has the story. */
-  const char *hint = msg ? ((*err)->hint ? (*err)->hint : "-")
+  const char *hint = msg                           ? ((*err)->hint ? (*err)->hint : "-")
                      : strstr(why, "Kernel panic") ? "-"
                                                    : NULL;
   if (!v->started) {
@@ -589,8 +586,8 @@ static int start_failed(struct box *b, int r, const struct kvm_msg *m, vmbox_err
     return vmbox_error_code(err, m->code);
   }
   if (r < 0)
-    vmbox_error_set(err, 0, "box %s: the guest did not start the command within %ds",
-                    b->spec->id, boot_timeout());
+    vmbox_error_set(err, 0, "box %s: the guest did not start the command within %ds", b->spec->id,
+                    boot_timeout());
   else
     vmbox_error_set(err, 0, "box %s: the VMM process died while the guest booted", b->spec->id);
   return vmbox_error_hint(err, "the guest's console is in %s", b->console);

@@ -40,12 +40,29 @@ static char **qemu_argv(const struct vmm_config *cfg)
 {
   bool kvm = access("/dev/kvm", R_OK | W_OK) == 0;
   char **v = NULL;
-  const char *fixed[] = {"qemu-system-x86_64", "-M", "pc", "-nodefaults", "-no-reboot",
-                         "-display", "none", "-monitor", "none", "-accel", kvm ? "kvm" : "tcg",
-                         "-cpu", kvm ? "host" : "max", "-device",
-                         "isa-debug-exit,iobase=0x501,iosize=1", "-kernel", cfg->kernel,
-                         "-append", cfg->cmdline, "-serial",
-                         cfg->console_fd >= 0 ? "file:/dev/fd/3" : "null", "-serial", "stdio"};
+  const char *fixed[] = {"qemu-system-x86_64",
+                         "-M",
+                         "pc",
+                         "-nodefaults",
+                         "-no-reboot",
+                         "-display",
+                         "none",
+                         "-monitor",
+                         "none",
+                         "-accel",
+                         kvm ? "kvm" : "tcg",
+                         "-cpu",
+                         kvm ? "host" : "max",
+                         "-device",
+                         "isa-debug-exit,iobase=0x501,iosize=1",
+                         "-kernel",
+                         cfg->kernel,
+                         "-append",
+                         cfg->cmdline,
+                         "-serial",
+                         cfg->console_fd >= 0 ? "file:/dev/fd/3" : "null",
+                         "-serial",
+                         "stdio"};
   for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
     strv_push(&v, fixed[i]);
   char *s = util__fmt("%llu", (unsigned long long)(cfg->mem_bytes >> 20));

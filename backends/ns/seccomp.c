@@ -20,16 +20,20 @@
  *   process (SIGSYS, exit 159) rather than failing quietly, so a 32-bit
  *   binary stops with a clear "Bad system call". */
 #include <errno.h>
+#include <inttypes.h>
 #include <linux/audit.h>
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "../../lib/util.h"
@@ -228,13 +232,71 @@ static int build(scmp_filter_ctx ctx, struct sock_fprog *out, vmbox_error_t *err
   return 0;
 }
 
+/* Compiling is ~10% of the CPU a `run` takes (libseccomp builds and
+ * optimizes a tree of ~370 rules, mostly in malloc).  The program depends
+ * only on this binary (the profile is code), the libseccomp that compiles
+ * it and the kernel it asks about, so it is cached under a key of all
+ * three: the executable's dev/inode/mtime/size (a rebuild is a new key),
+ * seccomp_version() and the kernel's release and build.  /run is tmpfs
+ * (gone with the kernel) and /run/vmbox root's alone (0700); a cache that
+ * cannot be read or written only means compiling, as before. */
+#define SECCOMP_CACHE "/run/vmbox/seccomp"
+
+static char *cache_path(void)
+{
+  struct stat st;
+  struct utsname u;
+  if (stat("/proc/self/exe", &st) < 0 || uname(&u) < 0)
+    return NULL;
+  const struct scmp_version *v = seccomp_version();
+  cleanup_free char *key = util__fmt(
+      "%ju:%ju:%jd.%09ld:%jd|libseccomp %u.%u.%u|%s %s", (uintmax_t)st.st_dev,
+      (uintmax_t)st.st_ino, (intmax_t)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (intmax_t)st.st_size,
+      v->major, v->minor, v->micro, u.release, u.version);
+  /* FNV-1a, not sha256: OpenSSL's first use initializes it, costing more
+   * than the compile we save; and the key needs no secrecy (root's dir). */
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (const char *c = key; *c; c++)
+    h = (h ^ (unsigned char)*c) * 0x100000001b3ULL;
+  return util__fmt(SECCOMP_CACHE "/%016" PRIx64 ".bpf", h);
+}
+
+static int cache_load(const char *path, struct sock_fprog *out)
+{
+  char *buf = NULL;
+  size_t len = 0;
+  if (util__read_file(path, &buf, &len, NULL) < 0)
+    return -1;
+  size_t n = len / sizeof(struct sock_filter);
+  if (len % sizeof(struct sock_filter) != 0 || n <= STUB_LEN || n > BPF_MAXINSNS) {
+    free(buf);
+    return -1;
+  }
+  out->filter = (struct sock_filter *)buf; /* malloc'ed: aligned for any type */
+  out->len = (unsigned short)n;
+  return 0;
+}
+
+static void cache_store(const char *path, const struct sock_fprog *prog)
+{
+  vmbox_error_t e = NULL;
+  if (util__mkdir_p(SECCOMP_CACHE, 0700, &e) == 0)
+    util__write_file_replace(path, prog->filter, prog->len * sizeof(struct sock_filter), 0600, &e);
+  vmbox_error_free(&e);
+}
+
 int seccomp__compile_default(struct sock_fprog *out, vmbox_error_t *err)
 {
+  cleanup_free char *cache = cache_path();
+  if (cache && cache_load(cache, out) == 0)
+    return 0;
   scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
   if (ctx == NULL)
     return vmbox_error_set(err, ENOMEM, "seccomp: init");
   int r = build(ctx, out, err);
   seccomp_release(ctx);
+  if (r == 0 && cache)
+    cache_store(cache, out);
   return r;
 }
 

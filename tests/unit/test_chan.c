@@ -68,7 +68,8 @@ int main(void)
   TAP_OK(ok && !d.broken, "a byte-at-a-time stream decodes");
   size_t got;
   char *o = slurp(out[0], &got);
-  TAP_OK(got == 14 && memcmp(o, "hello world\0\r\n", 14) == 0, "stdout bytes arrive in order, 8-bit clean");
+  TAP_OK(got == 14 && memcmp(o, "hello world\0\r\n", 14) == 0,
+         "stdout bytes arrive in order, 8-bit clean");
   char *e = slurp(err[0], &got);
   TAP_OK(got == 4 && memcmp(e, "oops", 4) == 0, "stderr goes to its own fd");
   TAP_OK(s.n == 3 && s.type[0] == CHAN_G_BOOTED && s.type[1] == CHAN_G_STARTED &&
@@ -95,7 +96,8 @@ int main(void)
   /* unknown types, and random garbage never crash or over-read */
   chan__init(&d, out[1], err[1], on_rec, &s3);
   uint8_t bad[3] = {0x99, 1, 0};
-  TAP_OK(!chan__feed(&d, bad, 3) && strstr(d.why, "unknown record type 153"), "an unknown type breaks it: %s", d.why);
+  TAP_OK(!chan__feed(&d, bad, 3) && strstr(d.why, "unknown record type 153"),
+         "an unknown type breaks it: %s", d.why);
   srand(7);
   int breaks = 0;
   for (int round = 0; round < 200; round++) {
@@ -117,9 +119,10 @@ int main(void)
          "a record of CHAN_MAX_PAYLOAD bytes is fine");
 
   uint8_t enc[CHAN_HDR_LEN + CHAN_MAX_PAYLOAD + 1];
-  TAP_OK(chan__encode(enc, CHAN_H_SIGNAL, "\x0f", 1) == 4 && enc[0] == CHAN_H_SIGNAL && enc[1] == 1 &&
-             enc[2] == 0 && enc[3] == 15,
+  TAP_OK(chan__encode(enc, CHAN_H_SIGNAL, "\x0f", 1) == 4 && enc[0] == CHAN_H_SIGNAL &&
+             enc[1] == 1 && enc[2] == 0 && enc[3] == 15,
          "host records encode as [type][len u16 LE][payload]");
-  TAP_OK(chan__encode(enc, CHAN_H_STDIN, maxrec, CHAN_MAX_PAYLOAD + 1) == 0, "an oversized host record is refused");
+  TAP_OK(chan__encode(enc, CHAN_H_STDIN, maxrec, CHAN_MAX_PAYLOAD + 1) == 0,
+         "an oversized host record is refused");
   return tap__done();
 }
