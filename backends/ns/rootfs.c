@@ -6,6 +6,7 @@
  *
  * Every mount target inside the root is opened with RESOLVE_IN_ROOT so a
  * symlink in an image (/etc -> /host/etc) cannot steer a mount outside. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/loop.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -72,8 +74,8 @@ static int loop_record_lock(const struct stat *img)
     vmbox_error_free(&e);
     return -1;
   }
-  cleanup_free char *p = util__fmt(LOOP_RECORDS "/%ju-%ju", (uintmax_t)img->st_dev,
-                                   (uintmax_t)img->st_ino);
+  cleanup_free char *p =
+      util__fmt(LOOP_RECORDS "/%ju-%ju", (uintmax_t)img->st_dev, (uintmax_t)img->st_ino);
   int fd = util__lock_file(p, true, &e);
   vmbox_error_free(&e);
   return fd;
@@ -111,6 +113,39 @@ static void loop_record_write(int rec, const char *dev)
     return; /* the next box attaches its own device */
 }
 
+/* Records outlive their images (rmi, a store removed with rm -rf): past
+ * LOOP_RECORDS_KEEP, a fresh attach drops those whose device no longer
+ * serves their file.  Each under its lock, never waiting: ours and busy
+ * ones are skipped, and a creator that opened a record just before we
+ * unlink it merely goes without sharing. */
+enum { LOOP_RECORDS_KEEP = 64 };
+
+static void loop_records_gc(void)
+{
+  DIR *d = opendir(LOOP_RECORDS);
+  struct dirent *e;
+  size_t n = 0;
+  while (d && (e = readdir(d)) != NULL)
+    n += e->d_name[0] != '.';
+  if (d && n > LOOP_RECORDS_KEEP)
+    rewinddir(d);
+  while (d && n > LOOP_RECORDS_KEEP && (e = readdir(d)) != NULL) {
+    uintmax_t dev, ino;
+    if (sscanf(e->d_name, "%ju-%ju", &dev, &ino) != 2)
+      continue;
+    struct stat img = {.st_dev = (dev_t)dev, .st_ino = (ino_t)ino};
+    cleanup_close int rec = openat(dirfd(d), e->d_name, O_RDWR | O_CLOEXEC);
+    if (rec < 0 || flock(rec, LOCK_EX | LOCK_NB) < 0)
+      continue;
+    cleanup_free char *name = NULL;
+    cleanup_close int fd = -1;
+    if (loop_reuse(rec, &img, &name, &fd) < 0)
+      unlinkat(dirfd(d), e->d_name, 0);
+  }
+  if (d)
+    closedir(d);
+}
+
 int rootfs__loop_attach(const char *image, char **dev_out, int *fd_out, vmbox_error_t *err)
 {
   cleanup_close int img = open(image, O_RDONLY | O_CLOEXEC);
@@ -127,8 +162,10 @@ int rootfs__loop_attach(const char *image, char **dev_out, int *fd_out, vmbox_er
   }
   if (loop_configure(ctl, img, dev_out, fd_out, err) < 0)
     return vmbox_error_wrap(err, "image %s", image);
-  if (rec >= 0)
+  if (rec >= 0) {
     loop_record_write(rec, *dev_out);
+    loop_records_gc();
+  }
   return 0;
 }
 

@@ -19,6 +19,7 @@
  *   sandbox for untrusted code does not need it.  Such a call kills the
  *   process (SIGSYS, exit 159) rather than failing quietly, so a 32-bit
  *   binary stops with a clear "Bad system call". */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <linux/audit.h>
@@ -249,10 +250,10 @@ static char *cache_path(void)
   if (stat("/proc/self/exe", &st) < 0 || uname(&u) < 0)
     return NULL;
   const struct scmp_version *v = seccomp_version();
-  cleanup_free char *key = util__fmt(
-      "%ju:%ju:%jd.%09ld:%jd|libseccomp %u.%u.%u|%s %s", (uintmax_t)st.st_dev,
-      (uintmax_t)st.st_ino, (intmax_t)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (intmax_t)st.st_size,
-      v->major, v->minor, v->micro, u.release, u.version);
+  cleanup_free char *key =
+      util__fmt("%ju:%ju:%jd.%09ld:%jd|libseccomp %u.%u.%u|%s %s", (uintmax_t)st.st_dev,
+                (uintmax_t)st.st_ino, (intmax_t)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+                (intmax_t)st.st_size, v->major, v->minor, v->micro, u.release, u.version);
   /* FNV-1a, not sha256: OpenSSL's first use initializes it, costing more
    * than the compile we save; and the key needs no secrecy (root's dir). */
   uint64_t h = 0xcbf29ce484222325ULL;
@@ -277,8 +278,28 @@ static int cache_load(const char *path, struct sock_fprog *out)
   return 0;
 }
 
+/* Every rebuild of vmbox is a new key: past a few entries, a miss drops the
+ * others (a binary still in use just compiles once more). */
+static void cache_prune(const char *keep)
+{
+  DIR *d = opendir(SECCOMP_CACHE);
+  struct dirent *e;
+  size_t n = 0;
+  while (d && (e = readdir(d)) != NULL)
+    n += e->d_name[0] != '.';
+  if (d && n > 16) {
+    rewinddir(d);
+    while ((e = readdir(d)) != NULL)
+      if (e->d_name[0] != '.' && strcmp(e->d_name, strrchr(keep, '/') + 1) != 0)
+        unlinkat(dirfd(d), e->d_name, 0);
+  }
+  if (d)
+    closedir(d);
+}
+
 static void cache_store(const char *path, const struct sock_fprog *prog)
 {
+  cache_prune(path);
   vmbox_error_t e = NULL;
   if (util__mkdir_p(SECCOMP_CACHE, 0700, &e) == 0)
     util__write_file_replace(path, prog->filter, prog->len * sizeof(struct sock_filter), 0600, &e);
