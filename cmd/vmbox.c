@@ -36,6 +36,8 @@ static const struct command commands[] = {
      "  --pids-limit N          limit on the number of tasks\n"
      "  --timeout SECONDS       kill the box after SECONDS (exit 137)\n"
      "  --backend ns|kvm|sentry isolation backend (default ns)\n"
+     "  --kernel PATH           guest kernel for --backend kvm (else VMBOX_KERNEL,\n"
+     "                          ROOT/kernels/, the newest /boot/vmlinuz-*)\n"
      "  --net none              networking (only none for now)\n"
      "  --pull POLICY           missing (default: pull what is not here), always, never\n"
      "  --log-opt max-size=SIZE rotate the box's log past SIZE (default 10m, -1: no limit)\n"},

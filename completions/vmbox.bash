@@ -39,6 +39,7 @@ _vmbox() {
 
   case $prev in
     --root) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+    --kernel) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --pull) COMPREPLY=($(compgen -W "missing always never" -- "$cur")); return ;;
     --log-opt) COMPREPLY=($(compgen -W "max-size= max-file=2" -- "$cur")); return ;;
     --format) COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
@@ -70,7 +71,7 @@ _vmbox() {
       fi
       ;;
     run)
-      opts="-d --detach -i --interactive -t --tty --rm --name -e --env --env-file -w --workdir -u --user --entrypoint -v --volume --tmpfs -h --hostname --read-only --cpus -m --memory --pids-limit --timeout --backend --net --pull --log-opt --help"
+      opts="-d --detach -i --interactive -t --tty --rm --name -e --env --env-file -w --workdir -u --user --entrypoint -v --volume --tmpfs -h --hostname --read-only --cpus -m --memory --pids-limit --timeout --backend --net --pull --log-opt --kernel --help"
       [[ $cur != -* ]] && opts=$(_vmbox_images)
       ;;
     exec) opts="-i --interactive -t --tty -e --env -w --workdir -u --user --help"; [[ $cur != -* ]] && opts=$(_vmbox_boxes) ;;

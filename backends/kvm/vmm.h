@@ -34,8 +34,9 @@
 /* Fixed guest-physical / port layout. */
 #define VMM_COM1_PORT 0x3f8 /* IRQ 4: ttyS0, kernel console */
 #define VMM_COM2_PORT 0x2f8 /* IRQ 3: ttyS1, control channel (chan.c) */
-#define VMM_EXIT_PORT 0x501 /* vmbox-init writes a byte here after its last
-                             * frame: the VM stops (VMM_EXIT_POWEROFF) */
+#define VMM_EXIT_PORT                                                                              \
+  0x501 /* vmbox-init writes a byte here after its last                                            \
+         * frame: the VM stops (VMM_EXIT_POWEROFF) */
 /* OBSOLETE, kept so mptable.c builds: PCI INTx are ISA IRQs now, see
  * pci__slot_gsi().  Debian's cloud kernel has no CONFIG_X86_MPPARSE: it
  * ignores the MP table, and without ACPI accepts PCI IRQs below 16 only. */
@@ -111,8 +112,7 @@ typedef void (*vmm_pio_fn)(void *opaque, uint16_t port, bool is_write, uint8_t *
 int vmm__register_pio(struct vmm *vm, uint16_t base, uint16_t len, vmm_pio_fn fn, void *opaque);
 typedef void (*vmm_mmio_fn)(void *opaque, uint64_t addr, bool is_write, uint8_t *data,
                             unsigned size);
-int vmm__register_mmio(struct vmm *vm, uint64_t base, uint64_t len, vmm_mmio_fn fn,
-                       void *opaque);
+int vmm__register_mmio(struct vmm *vm, uint64_t base, uint64_t len, vmm_mmio_fn fn, void *opaque);
 
 /* --- PCI (pci.c) -------------------------------------------------------------- */
 struct pci_dev;
