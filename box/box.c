@@ -135,15 +135,37 @@ int box__reload(struct box_info *b, vmbox_error_t *err)
   return 0;
 }
 
+/* A box whose config.json or state.json a crash left empty or half
+ * written (--rm boxes write them without fsync): dead, with the reason, so
+ * that ps shows it and rm removes it. */
+static void load_damaged(struct box_info *b, vmbox_error_t *why)
+{
+  if (b->config == NULL)
+    b->config = json_object();
+  free(b->state.reason);
+  memset(&b->state, 0, sizeof(b->state));
+  b->state.status = BOX_STATUS_EXITED;
+  b->state.exit_code = 137;
+  cleanup_free char *msg = vmbox_error_string(*why);
+  b->state.reason = util__fmt("box files damaged: %s", msg);
+  vmbox_error_free(why);
+}
+
 static int load(const char *root, const char *id, struct box_info *out, vmbox_error_t *err)
 {
   memset(out, 0, sizeof(*out));
   out->id = xstrdup(id);
   out->dir = util__fmt("%s/boxes/%s", root, id);
   cleanup_free char *cfg = box__path(out, "config.json");
-  if (read_json(cfg, &out->config, err) < 0 || box__reload(out, err) < 0) {
-    box_info__free(out);
-    return -1;
+  vmbox_error_t why = NULL;
+  if (read_json(cfg, &out->config, &why) < 0 || box__reload(out, &why) < 0) {
+    /* No config.json: not a box, or one being removed (that goes first). */
+    if (access(cfg, F_OK) < 0) {
+      vmbox_error_free(&why);
+      box_info__free(out);
+      return vmbox_error_set(err, ENOENT, "box %.12s was removed", id);
+    }
+    load_damaged(out, &why);
   }
   const char *n = json_string_value(json_object_get(out->config, "name"));
   out->name = xstrdup(n ? n : "");
@@ -195,6 +217,23 @@ static int write_json(const char *path, json_t *j, vmbox_error_t *err)
   return util__write_file_atomic(path, s, strlen(s), 0600, err);
 }
 
+/* A --rm box does not outlive its run, so its files need not survive a host
+ * crash: no fsyncs (4 at create, the largest cost of a short run on a busy
+ * disk).  A crash may leave them empty; load() shows such a box as dead. */
+static bool durable(const struct box_info *b)
+{
+  return !json_is_true(json_object_get(b->config, "auto_remove"));
+}
+
+static int write_box_json(const struct box_info *b, const char *path, json_t *j,
+                          vmbox_error_t *err)
+{
+  if (durable(b))
+    return write_json(path, j, err);
+  cleanup_free char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+  return util__write_file_replace(path, s, strlen(s), 0600, err);
+}
+
 int box__state_write(const struct box_info *b, vmbox_error_t *err)
 {
   cleanup_free char *lp = box__path(b, "lock");
@@ -205,7 +244,7 @@ int box__state_write(const struct box_info *b, vmbox_error_t *err)
   json_t *j = state_to_json(&b->state);
   int r;
   if (b->state.monitor_pid == 0) {
-    r = write_json(p, j, err); /* at create: a new file, durable before config.json */
+    r = write_box_json(b, p, j, err); /* at create: durable before config.json */
   } else {
     /* A monitor's updates (3 per run) replace that file without fsyncs:
      * after a host crash the monitor is dead, and box__refresh marks the
@@ -358,7 +397,7 @@ static int create_locked(const char *root, const char *name, json_t *config, str
   cleanup_free char *cfg = box__path(out, "config.json");
   /* state.json first: a config.json is what makes the dir a box. */
   if (util__mkdir_p(out->dir, 0700, err) < 0 || box__state_write(out, err) < 0 ||
-      write_json(cfg, config, err) < 0) {
+      write_box_json(out, cfg, config, err) < 0) {
     util__rm_rf(out->dir, NULL);
     box_info__free(out);
     return -1;

@@ -179,7 +179,10 @@ static int build_proc(const struct image_config *ic, const struct box_flags *f,
   const char *user = f->user ? f->user : ic->user;
   o->user = xstrdup(user && *user ? user : "root");
   struct box_process *p = &o->spec.proc;
-  if (box_spec__parse_user(f->disk, o->user, &p->uid, &p->gid, err) < 0 ||
+  /* No user asked for: root, 0:0 as in Docker; the image's /etc/passwd need
+   * not be opened with libext2fs on every run. */
+  bool default_user = !(user && *user);
+  if ((!default_user && box_spec__parse_user(f->disk, o->user, &p->uid, &p->gid, err) < 0) ||
       build_env(ic, f, &o->env, err) < 0 || build_argv(ic, f, &o->argv, err) < 0)
     return -1;
   if (!env_has(o->env, "HOME"))

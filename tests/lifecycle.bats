@@ -476,3 +476,30 @@ line-29999" ]
   [ -z "$(grep "$VMBOX_ROOT" /proc/mounts)" ]
   [ -z "$(losetup -a | grep "$VMBOX_ROOT")" ]
 }
+
+# ---- damaged box files -----------------------------------------------------------
+
+@test "a box whose state.json or config.json a crash truncated: shown dead, removable, harmless" {
+  local id1 id2 id3
+  id1=$(vmbox run -d --name dmg1 busybox true)
+  id2=$(vmbox run -d --name dmg2 busybox true)
+  id3=$(vmbox run -d --name dmg3 busybox true)
+  vmbox wait dmg1 dmg2 dmg3 >/dev/null
+  : >"$VMBOX_ROOT/boxes/$id1/state.json"                  # empty, as after a crash
+  head -c 20 "$VMBOX_ROOT/boxes/$id2/state.json" >"$BATS_TEST_TMPDIR/half"
+  cp "$BATS_TEST_TMPDIR/half" "$VMBOX_ROOT/boxes/$id2/state.json" # half written
+  : >"$VMBOX_ROOT/boxes/$id3/config.json"
+  run vmbox ps -a --format json
+  assert_status 0
+  [ "$(jq length <<<"$output")" = 3 ]
+  [ "$(jq '[.[] | select(.state.status == "exited" and (.state.reason // "" | test("damaged")))] | length' <<<"$output")" = 3 ]
+  # other commands still work: a new box, its name check reading every box
+  run vmbox run --rm --name dmg4 busybox echo ok
+  assert_status 0
+  [ "$output" = ok ]
+  run vmbox stop dmg1 # exited already: no crash (ASan would abort with >= 128)
+  [ "$status" -lt 128 ]
+  run vmbox rm -f "$id1" dmg2 "$id3"
+  assert_status 0
+  [ -z "$(ls "$VMBOX_ROOT/boxes")" ]
+}
