@@ -106,6 +106,12 @@ test: test-deps
 	$(MAKE) all asan unit
 	VMBOX_BUILD=$(B) tests/run.sh $(SUITES)
 
+# Just the KVM suites (nested under QEMU/TCG here; native where /dev/kvm is).
+KVM_SUITES := tests/kvm.bats tests/kvm_vmm.bats tests/kvm_blk.bats tests/ns_cgroup2.bats
+test-kvm: test-deps
+	$(MAKE) all asan unit
+	VMBOX_BUILD=$(B) tests/run.sh $(KVM_SUITES)
+
 demo: all
 	VMBOX=$(B)/vmbox BUSYBOX_TAR=$(BUSYBOX_TAR) scripts/demo.sh
 
@@ -127,4 +133,4 @@ lint:
 clean:
 	rm -rf $(B)
 
-.PHONY: all asan unit deps test-deps test demo bench lint clean
+.PHONY: all asan unit deps test-deps test test-kvm demo bench lint clean
