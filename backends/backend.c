@@ -1,8 +1,10 @@
 /* The registry of backends: --backend NAME -> ops table. */
 #include "backend.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../lib/util.h"
 #include "ns/ns.h"
@@ -42,6 +44,20 @@ int backend__lookup(const char *name, const struct backend_ops **out, vmbox_erro
 const char *backend__default_name(void)
 {
   return "ns";
+}
+
+int backend__own_dir(const struct box_spec *s, const char *name, char **dir, vmbox_error_t *err)
+{
+  *dir = util__fmt("%s/%s", s->state_dir, name);
+  int r = util__mkdir_p(s->state_dir, 0700, err);
+  if (r == 0 && mkdir(*dir, 0700) < 0) {
+    r = vmbox_error_sys(err, "state dir %s", *dir);
+    if (errno == EEXIST)
+      vmbox_error_hint(err, "another box uses this state dir, or one was not cleaned up");
+  }
+  if (r < 0)
+    (*dir)[0] = '\0';
+  return r;
 }
 
 bool backend__valid_id(const char *id)

@@ -166,6 +166,12 @@ const char *backend__default_name(void);
 /* Checks an id as box_spec.id wants it. */
 bool backend__valid_id(const char *id);
 
+/* For backends: makes <state_dir>/<name>, the backend's own directory
+ * (state_dir too if missing).  *dir is always set, to "" when the directory
+ * could not be made or already existed (another box's, or not cleaned up):
+ * a delete after that must not remove it. */
+int backend__own_dir(const struct box_spec *s, const char *name, char **dir, vmbox_error_t *err);
+
 /* For backends: deep copies they keep in their handles (the caller's spec
  * may go away after create/exec). */
 struct box_spec *backend__spec_dup(const struct box_spec *s);

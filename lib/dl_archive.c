@@ -74,38 +74,7 @@
   F(int, archive_write_set_format_cpio_newc, (struct archive * a0), (a0))                          \
   F(int, archive_write_set_format_pax_restricted, (struct archive * a0), (a0))
 
-#define PTR(ret, name, params, args) static __typeof__(name) *p_##name;
-ARCHIVE_FNS(PTR, PTR)
-
-#define SYM(ret, name, params, args) {#name, (void **)&p_##name},
-static const struct dl_sym syms[] = {ARCHIVE_FNS(SYM, SYM)};
-
-static const struct dl_lib lib = {
-    .soname = "libarchive.so.13",
-    .purpose = "to read and write image layers and tar streams",
-    .package = "libarchive13",
-    .syms = syms,
-    .n_syms = sizeof(syms) / sizeof(syms[0]),
-};
-
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-
-static void load(void)
-{
-  dl__load(&lib);
-}
-
-/* pthread_once costs one load once done: fine per archive entry. */
-#define DEF(ret, name, params, args)                                                               \
-  ret name params                                                                                  \
-  {                                                                                                \
-    pthread_once(&once, load);                                                                     \
-    return p_##name args;                                                                          \
-  }
-#define DEF_VOID(ret, name, params, args)                                                          \
-  ret name params                                                                                  \
-  {                                                                                                \
-    pthread_once(&once, load);                                                                     \
-    p_##name args;                                                                                 \
-  }
-ARCHIVE_FNS(DEF, DEF_VOID)
+ARCHIVE_FNS(DL_PTR, DL_PTR)
+DL_LIB(ARCHIVE_FNS(DL_SYM, DL_SYM), "libarchive.so.13",
+       "to read and write image layers and tar streams", "libarchive13")
+ARCHIVE_FNS(DL_DEF, DL_DEF_VOID)

@@ -24,37 +24,6 @@
   F(const EVP_MD *, EVP_sha256, (void), ())                                                        \
   F(unsigned char *, SHA256, (const unsigned char *a0, size_t a1, unsigned char *a2), (a0, a1, a2))
 
-#define PTR(ret, name, params, args) static __typeof__(name) *p_##name;
-CRYPTO_FNS(PTR, PTR)
-
-#define SYM(ret, name, params, args) {#name, (void **)&p_##name},
-static const struct dl_sym syms[] = {CRYPTO_FNS(SYM, SYM)};
-
-static const struct dl_lib lib = {
-    .soname = "libcrypto.so.3",
-    .purpose = "to compute image digests",
-    .package = "libssl3",
-    .syms = syms,
-    .n_syms = sizeof(syms) / sizeof(syms[0]),
-};
-
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-
-static void load(void)
-{
-  dl__load(&lib);
-}
-
-#define DEF(ret, name, params, args)                                                               \
-  ret name params                                                                                  \
-  {                                                                                                \
-    pthread_once(&once, load);                                                                     \
-    return p_##name args;                                                                          \
-  }
-#define DEF_VOID(ret, name, params, args)                                                          \
-  ret name params                                                                                  \
-  {                                                                                                \
-    pthread_once(&once, load);                                                                     \
-    p_##name args;                                                                                 \
-  }
-CRYPTO_FNS(DEF, DEF_VOID)
+CRYPTO_FNS(DL_PTR, DL_PTR)
+DL_LIB(CRYPTO_FNS(DL_SYM, DL_SYM), "libcrypto.so.3", "to compute image digests", "libssl3")
+CRYPTO_FNS(DL_DEF, DL_DEF_VOID)

@@ -33,43 +33,13 @@
 /* The variadic ones, defined by hand below. */
 #define CURL_VA_FNS(X) X(curl_easy_setopt) X(curl_easy_getinfo) X(curl_multi_setopt)
 
-#define PTR(ret, name, params, args) static __typeof__(name) *p_##name;
 #define PTR_VA(name) static __typeof__(name) *p_##name;
-CURL_FNS(PTR, PTR)
-CURL_VA_FNS(PTR_VA)
-
-#define SYM(ret, name, params, args) {#name, (void **)&p_##name},
 #define SYM_VA(name) {#name, (void **)&p_##name},
-static const struct dl_sym syms[] = {CURL_FNS(SYM, SYM) CURL_VA_FNS(SYM_VA)};
-
-static const struct dl_lib lib = {
-    .soname = "libcurl.so.4",
-    .purpose = "to talk to registries",
-    .package = "libcurl4",
-    .syms = syms,
-    .n_syms = sizeof(syms) / sizeof(syms[0]),
-};
-
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-
-static void load(void)
-{
-  dl__load(&lib);
-}
-
-#define DEF(ret, name, params, args)                                                               \
-  ret name params                                                                                  \
-  {                                                                                                \
-    pthread_once(&once, load);                                                                     \
-    return p_##name args;                                                                          \
-  }
-#define DEF_VOID(ret, name, params, args)                                                          \
-  ret name params                                                                                  \
-  {                                                                                                \
-    pthread_once(&once, load);                                                                     \
-    p_##name args;                                                                                 \
-  }
-CURL_FNS(DEF, DEF_VOID)
+CURL_FNS(DL_PTR, DL_PTR)
+CURL_VA_FNS(PTR_VA)
+DL_LIB(CURL_FNS(DL_SYM, DL_SYM) CURL_VA_FNS(SYM_VA), "libcurl.so.4", "to talk to registries",
+       "libcurl4")
+CURL_FNS(DL_DEF, DL_DEF_VOID)
 
 /* A variadic function cannot pass its "..." on, so these take the one
  * argument curl reads and forward it as a pointer-sized value.  That is
@@ -86,7 +56,7 @@ CURL_FNS(DEF, DEF_VOID)
     va_start(ap, opt);                                                                             \
     void *arg = va_arg(ap, void *);                                                                \
     va_end(ap);                                                                                    \
-    pthread_once(&once, load);                                                                     \
+    pthread_once(&dl_once, dl_load);                                                               \
     return p_##name(h, opt, arg);                                                                  \
   }
 DEF_VA(CURLcode, curl_easy_setopt, CURL, CURLoption)

@@ -218,15 +218,8 @@ static int kvm__create(const struct box_spec *spec, struct box **out, vmbox_erro
     return -1;
   struct box *b = xcalloc(1, sizeof(*b));
   b->spec = backend__spec_dup(spec);
-  b->dir = util__fmt("%s/kvm", spec->state_dir);
   b->report = b->ctl = b->err_fd = -1;
-  int r = util__mkdir_p(spec->state_dir, 0700, err);
-  if (r == 0 && mkdir(b->dir, 0700) < 0) {
-    r = vmbox_error_sys(err, "state dir %s", b->dir);
-    if (errno == EEXIST)
-      vmbox_error_hint(err, "another box uses this state dir, or one was not cleaned up");
-    b->dir[0] = '\0'; /* not ours: delete must not remove it */
-  }
+  int r = backend__own_dir(spec, "kvm", &b->dir, err);
   if (r == 0)
     r = prepare(b, err);
   if (r < 0) {
