@@ -68,9 +68,10 @@ $(BUSYBOX_TAR): scripts/mkbusybox.sh | deps
 	scripts/mkbusybox.sh $@
 
 # --- vmbox-init: PID 1 of kvm guests, static, embedded in vmbox ----------------
-$(B)/vmbox-init: backends/guest/vmbox-init.c backends/guest/proto.h
+GUEST_SRC := $(wildcard backends/guest/*.c)
+$(B)/vmbox-init: $(GUEST_SRC) $(wildcard backends/guest/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -O2 -static -s -o $@ $<
+	$(CC) -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -O2 -static -s -o $@ $(GUEST_SRC)
 
 $(B)/obj/guest_init.o: backends/kvm/guest_init.S $(B)/vmbox-init
 	@mkdir -p $(dir $@)

@@ -118,6 +118,11 @@ struct box_spec *backend__spec_dup(const struct box_spec *s)
     t[i].options = dup_or_null(s->tmpfs[i].options);
   }
   d->tmpfs = t;
+  d->net.tap = dup_or_null(s->net.tap);
+  d->net.netns = dup_or_null(s->net.netns);
+  d->net.address = dup_or_null(s->net.address);
+  d->net.gateway = dup_or_null(s->net.gateway);
+  d->net.mac = dup_or_null(s->net.mac);
   return d;
 }
 
@@ -140,5 +145,10 @@ void backend__spec_free(struct box_spec *s)
     free((char *)s->tmpfs[i].options);
   }
   free((void *)s->tmpfs);
+  free((char *)s->net.tap);
+  free((char *)s->net.netns);
+  free((char *)s->net.address);
+  free((char *)s->net.gateway);
+  free((char *)s->net.mac);
   free(s);
 }

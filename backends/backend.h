@@ -36,6 +36,20 @@ struct box_tmpfs {
 enum box_net_mode {
   BOX_NET_NONE,   /* only lo, up */
   BOX_NET_BRIDGE, /* lo + a veth/TAP on the vmbox bridge (net/) */
+  BOX_NET_TAP,    /* --net tap:NAME,...: an existing TAP device (kvm only) */
+};
+
+/* The box's one interface besides lo.  The backend only plugs a device in:
+ * whoever made the TAP (the caller for BOX_NET_TAP, net/ for BRIDGE) owns
+ * addressing on the host side.  Strings NULL when unset. */
+struct box_net {
+  enum box_net_mode mode;
+  const char *tap;     /* TAP device name */
+  const char *netns;   /* the TAP's network namespace: a path (/run/netns/X)
+                        * or NULL = the caller's own */
+  const char *address; /* the box's eth0 address, "10.0.0.2/24" */
+  const char *gateway; /* default route via, "10.0.0.1" */
+  const char *mac;     /* "02:..:..", NULL = derived from the box id */
 };
 
 struct box_limits {
@@ -77,7 +91,7 @@ struct box_spec {
   size_t n_tmpfs;
   bool read_only; /* --read-only: root not writable (tmpfs/-v still are) */
   struct box_limits limits;
-  enum box_net_mode net;
+  struct box_net net;
   unsigned timeout_sec; /* 0 = none; else killed after, exit 137, timed_out */
 };
 

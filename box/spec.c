@@ -206,7 +206,7 @@ int box_spec__build(const struct image_config *ic, const struct box_flags *f,
   out->spec.read_only = f->read_only;
   out->spec.limits = f->limits;
   out->spec.timeout_sec = f->timeout;
-  out->spec.net = BOX_NET_NONE;
+  out->spec.net.mode = BOX_NET_NONE;
   return 0;
 }
 

@@ -54,6 +54,8 @@ enum box_cfg_key {
   CFG_PIDS = 10,     /* pids.max, decimal text */
   CFG_STDIN = 11,    /* "1": the host forwards stdin (else /dev/null) */
   CFG_TMPFS = 12,    /* "TARGET\0OPTIONS" for --tmpfs */
+  CFG_NET_ADDR = 13, /* eth0's address, "10.0.0.2/24" (guest/net.c) */
+  CFG_NET_GW = 14,   /* default route via, "10.0.0.1" */
 };
 #define CFG_MAX_ENTRY (1u << 20) /* any single value; argv is bounded too */
 

@@ -86,7 +86,7 @@ static int check_spec(const struct box_spec *s, vmbox_error_t *err)
     return vmbox_error_set(err, 0, "box %s: no command to run", s->id);
   const char *what = s->proc.tty              ? "a terminal (-t)"
                      : s->n_mounts            ? "volumes (-v)"
-                     : s->net != BOX_NET_NONE ? "networking (only --network none)"
+                     : s->net.mode != BOX_NET_NONE ? "networking (only --network none)"
                                               : NULL;
   if (what) {
     vmbox_error_set(err, 0, "%s" NOT_YET, what);

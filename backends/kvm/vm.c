@@ -266,6 +266,10 @@ static int vm__build(struct vmm *vm, const struct boot_kernel *k, bool *blk_up, 
       return vmbox_error_wrap(err, "disk %s", cfg->disk_base);
     *blk_up = true;
   }
+  if (cfg->vsock_cid && virtio_vsock__init(vm, cfg, err) < 0)
+    return vmbox_error_wrap(err, "vsock device");
+  if (cfg->net && virtio_net__init(vm, cfg, err) < 0)
+    return vmbox_error_wrap(err, "network device");
   /* Both tables list the PCI slots, so they come after the devices; the
    * zero page points at the RSDP, so before the kernel. */
   if (mptable__setup(vm, err) < 0 || acpi__setup(vm, err) < 0)
@@ -273,6 +277,24 @@ static int vm__build(struct vmm *vm, const struct boot_kernel *k, bool *blk_up, 
   if (boot__setup(vm, k, err) < 0)
     return vmbox_error_wrap(err, "kernel %s", cfg->kernel);
   return vcpu__create_all(vm, err);
+}
+
+/* The jail first, while the VMM is one thread; then device threads, the
+ * caller's (on_ready) and the vCPUs, each of which jails itself. */
+static int vm__confine_and_start(struct vmm *vm, vmbox_error_t *err)
+{
+  const struct vmm_config *cfg = vm->cfg;
+  if (cfg->jail && cfg->jail(cfg->chan_opaque, err) != 0)
+    return vmbox_error_wrap(err, "jail");
+  if (cfg->vsock_cid && virtio_vsock__start(vm, err) < 0)
+    return -1;
+  if (cfg->net && virtio_net__start(vm, err) < 0)
+    return -1;
+  if (cfg->on_ready)
+    cfg->on_ready(vm, cfg->chan_opaque);
+  if (vcpu__start_all(vm, err) < 0)
+    return vmbox_error_wrap(err, "vCPU threads");
+  return 0;
 }
 
 static void vm__wait(struct vmm *vm)
@@ -297,17 +319,19 @@ int vmm__run(const struct vmm_config *cfg, struct vmm_result *res, vmbox_error_t
   boot__free_kernel(&k);
   if (rc == 0) {
     vm->frozen = true;
-    if (cfg->on_ready)
-      cfg->on_ready(vm, cfg->chan_opaque);
-    rc = vcpu__start_all(vm, err);
+    rc = vm__confine_and_start(vm, err);
     if (rc < 0)
-      vm__finish(vm, VMM_EXIT_ERROR, 0, "vCPU threads failed to start");
+      vm__finish(vm, VMM_EXIT_ERROR, 0, "%s", *err ? (*err)->msg : "start failed");
     vm__wait(vm);
     atomic_store(&vm->stopping, true);
     vcpu__destroy_all(vm); /* kicks and joins */
     if (cfg->on_exit)
       cfg->on_exit(vm, cfg->chan_opaque);
   }
+  if (cfg->net)
+    virtio_net__exit(vm);
+  if (cfg->vsock_cid)
+    virtio_vsock__exit(vm);
   if (blk_up)
     virtio_blk__exit(vm);
   pci__exit(vm); /* a no-op when pci__init never ran */

@@ -58,6 +58,26 @@ struct vmm_config {
   const char *disk_overlay;
   const char *disk_overlay_map;
   int console_fd; /* COM1 output goes here; -1 = dropped */
+  /* virtio-vsock (virtio/vsock.c), Firecracker's host side: present when
+   * vsock_cid != 0 (the guest's CID, >= 3).  vsock_listen_fd is a listening
+   * AF_UNIX stream socket (the VMM does not own it): a host client connects,
+   * writes "CONNECT <port>\n", gets "OK <host_port>\n" once the guest
+   * accepted, then it is a byte stream; refused = closed without OK.  A
+   * guest connect() to CID 2 port P goes to the Unix socket "<vsock_uds>_P"
+   * (NULL: refused). */
+  uint32_t vsock_cid;
+  int vsock_listen_fd;
+  const char *vsock_uds;
+  /* virtio-net (virtio/net.c): present when net is set; tap_fd is an open
+   * TAP (IFF_TAP|IFF_NO_PI|IFF_VNET_HDR, the VMM does not own it); mac is
+   * the guest's. */
+  bool net;
+  int tap_fd;
+  uint8_t mac[6];
+  /* Called once every device and fd is set up and before any thread of the
+   * VMM exists (vCPUs, device I/O, on_ready's): the place to confine the
+   * process (jail.c: namespaces, chroot, uid).  Non-zero fails the run. */
+  int (*jail)(void *opaque, vmbox_error_t *err);
   /* COM2: bytes the guest writes go to chan_guest_out(); host bytes for the
    * guest are queued with vmm__com2_inject(). */
   void (*chan_guest_out)(void *opaque, const uint8_t *buf, size_t n);
@@ -139,7 +159,7 @@ void pci__exit(struct vmm *vm);
 
 /* Per-VM state slots for modules that keep state (pci.c's bus, ...), so no
  * module needs globals and vm.c never sees their structs. */
-enum vmm_slot { VMM_SLOT_PCI, VMM_SLOT_BLK, VMM_SLOT_COUNT };
+enum vmm_slot { VMM_SLOT_PCI, VMM_SLOT_BLK, VMM_SLOT_VSOCK, VMM_SLOT_NET, VMM_SLOT_COUNT };
 void *vmm__slot(struct vmm *vm, enum vmm_slot s);
 void vmm__set_slot(struct vmm *vm, enum vmm_slot s, void *p);
 
@@ -148,5 +168,21 @@ void vmm__set_slot(struct vmm *vm, enum vmm_slot s, void *p);
  * virtio_blk__exit flushes the overlay map; called after the vCPUs stop. */
 int virtio_blk__init(struct vmm *vm, const struct vmm_config *cfg, vmbox_error_t *err);
 void virtio_blk__exit(struct vmm *vm);
+/* Then virtio_vsock__init (cfg->vsock_cid) and virtio_net__init (cfg->net).
+ * Their __exit run after the vCPUs stopped, and stop the device's own
+ * threads; a device thread is started from vmm__run's on_start hook below. */
+int virtio_vsock__init(struct vmm *vm, const struct vmm_config *cfg, vmbox_error_t *err);
+void virtio_vsock__exit(struct vmm *vm);
+int virtio_net__init(struct vmm *vm, const struct vmm_config *cfg, vmbox_error_t *err);
+void virtio_net__exit(struct vmm *vm);
+/* Device threads (not vCPUs) start here, after cfg->jail, before the vCPUs. */
+int virtio_vsock__start(struct vmm *vm, vmbox_error_t *err);
+int virtio_net__start(struct vmm *vm, vmbox_error_t *err);
+
+/* --- the jail (jail.c) ----------------------------------------------------- */
+/* Each VMM thread calls this first thing, with its kind: it installs that
+ * kind's seccomp allowlist when the process was jailed (a no-op otherwise). */
+enum jail_thread { JAIL_THREAD_VCPU, JAIL_THREAD_IO, JAIL_THREAD_MAIN };
+int jail__thread(enum jail_thread kind, vmbox_error_t *err);
 
 #endif

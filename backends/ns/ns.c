@@ -78,7 +78,7 @@ static int check_spec(const struct box_spec *s, vmbox_error_t *err)
     return vmbox_error_set(err, 0, "box %s: no command to run", s->id);
   if (check_mounts(s, err) < 0)
     return vmbox_error_wrap(err, "box %s", s->id);
-  if (s->net != BOX_NET_NONE)
+  if (s->net.mode != BOX_NET_NONE)
     return vmbox_error_set(err, 0, "box %s: only --network none is supported yet", s->id);
   if (geteuid() != 0)
     return check_rootless(s, err);
