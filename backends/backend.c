@@ -41,6 +41,13 @@ int backend__lookup(const char *name, const struct backend_ops **out, vmbox_erro
   return vmbox_error_hint(err, "backends: ns, kvm, sentry");
 }
 
+void backend__images_gone(void)
+{
+  for (size_t i = 0; i < ARRAY_SIZE(backends); i++)
+    if (backends[i].ops && backends[i].ops->images_gone)
+      backends[i].ops->images_gone();
+}
+
 const char *backend__default_name(void)
 {
   return "ns";

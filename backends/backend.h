@@ -169,11 +169,16 @@ struct backend_ops {
    * container's do.  NULL where not supported. */
   int (*cp_out)(const char *id, const char *state_dir, const struct box_cp *c, vmbox_error_t *err);
   int (*cp_in)(const char *id, const char *state_dir, const struct box_cp *c, vmbox_error_t *err);
+  /* Image files were removed (rmi, prune): drops what the backend keeps for
+   * images that no longer exist (ns: their mounts).  NULL: nothing kept. */
+  void (*images_gone)(void);
 };
 
 /* Looks a backend up by its --backend name.  Unknown names and backends not
  * built yet are errors that say which ones exist. */
 int backend__lookup(const char *name, const struct backend_ops **out, vmbox_error_t *err);
+/* Calls images_gone of every backend built in. */
+void backend__images_gone(void);
 /* The default (--backend absent): "ns" for now. */
 const char *backend__default_name(void);
 

@@ -522,6 +522,46 @@ int box__remove(const char *root, const struct box_info *b, vmbox_error_t *err)
   return util__rm_rf(b->dir, err);
 }
 
+/* Trash older than this was left by a monitor that died while emptying it. */
+enum { TRASH_STALE_SEC = 600 };
+
+static void trash_sweep(const char *trash_dir)
+{
+  DIR *d = opendir(trash_dir);
+  struct dirent *e;
+  time_t now = time(NULL);
+  while (d && (e = readdir(d)) != NULL) {
+    struct stat st;
+    if (e->d_name[0] == '.' || fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        now - st.st_mtime < TRASH_STALE_SEC)
+      continue;
+    cleanup_free char *p = util__fmt("%s/%s", trash_dir, e->d_name);
+    util__rm_rf(p, NULL);
+  }
+  if (d)
+    closedir(d);
+}
+
+int box__remove_begin(const char *root, const struct box_info *b, char **trash, vmbox_error_t *err)
+{
+  *trash = NULL;
+  cleanup_free char *lp = util__fmt("%s/boxes.lock", root);
+  cleanup_close int lock = util__lock_file(lp, true, err);
+  if (lock < 0)
+    return -1;
+  cleanup_free char *cfg = box__path(b, "config.json");
+  if (unlink(cfg) < 0 && errno != ENOENT)
+    return vmbox_error_sys(err, "remove box %.12s: %s", b->id, cfg);
+  cleanup_free char *dir = util__fmt("%s/trash", root);
+  cleanup_free char *to = util__fmt("%s/%s", dir, b->id);
+  if (util__mkdir_p(dir, 0700, NULL) == 0 && rename(b->dir, to) == 0) {
+    trash_sweep(dir);
+    *trash = steal_pointer(&to);
+    return 0;
+  }
+  return util__rm_rf(b->dir, err); /* no trash (another file system?): the slow way */
+}
+
 /* ---- JSON -------------------------------------------------------------------- */
 
 const char *box__rfc3339(int64_t t)

@@ -73,6 +73,10 @@ uint64_t box__proc_start(pid_t pid);
 
 /* Deletes the box's directory (the caller made sure nothing runs). */
 int box__remove(const char *root, const struct box_info *b, vmbox_error_t *err);
+/* The same in two steps, so a caller can answer in between: once this
+ * returns the box is gone for every lookup and from boxes/; its files wait
+ * in *trash (NULL when already removed) for util__rm_rf. */
+int box__remove_begin(const char *root, const struct box_info *b, char **trash, vmbox_error_t *err);
 
 /* The stable JSON form (`inspect`, `ps --format json`): id, name, image,
  * image_id, backend, created, command, auto_remove, state{...}, config{...}. */

@@ -285,9 +285,13 @@ static void finish(struct mon *m, int code)
     m->o->ops->delete (m->handle, NULL);
   if (m->o->auto_remove && code >= 0)
     box__exit_note_write(m->o->root, m->box.id, code);
+  cleanup_free char *trash = NULL;
   if (m->o->auto_remove)
-    box__remove(m->o->root, &m->box, NULL);
+    box__remove_begin(m->o->root, &m->box, &trash, NULL);
   report("X %d\n", code);
+  /* The caller has its answer and nothing finds the box any more. */
+  if (trash)
+    util__rm_rf(trash, NULL);
 }
 
 static int block_signals(struct mon *m)

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../backends/backend.h"
 #include "../image/lookup.h"
 #include "../image/manifest.h"
 #include "../lib/util.h"
@@ -175,6 +176,7 @@ static int cmd_prune(struct cli *cli, int argc, char **argv)
     json_decref(deleted);
     return cli__fail(&err);
   }
+  backend__images_gone();
   if (cli->format == FORMAT_JSON) {
     out__json(json_pack("{s:o, s:I, s:I}", "deleted_images", deleted, "deleted_blobs",
                         (json_int_t)blobs, "reclaimed_bytes", (json_int_t)bytes));

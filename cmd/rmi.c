@@ -3,6 +3,7 @@
  * and the exit status is 1. */
 #include <string.h>
 
+#include "../backends/backend.h"
 #include "../image/lookup.h"
 #include "../lib/util.h"
 #include "cli.h"
@@ -75,5 +76,7 @@ int cmd_rmi(struct cli *cli, int argc, char **argv)
   /* Docker frees layers with the image: do it unless an import is in flight. */
   if (removed > 0 && store__prune_nowait(s, NULL, NULL, &err) < 0)
     vmbox_error_report(&err);
+  if (removed > 0)
+    backend__images_gone();
   return rc;
 }

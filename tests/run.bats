@@ -187,12 +187,47 @@ boxhost" ]
   [ ${#short} -eq 12 ]
   [ -z "$(ls -A "$VMBOX_ROOT/boxes")" ]
   no_cgroups_left "$short"
+  # The image's one loop device is the mount vmbox keeps (next test).
   local disk
   for disk in "$VMBOX_ROOT"/ext4/*.ext4; do
-    [ -z "$(losetup -j "$disk")" ] || { losetup -j "$disk"; false; }
+    [ "$(losetup -j "$disk" | wc -l)" -le 1 ] || { losetup -j "$disk"; false; }
   done
+  # Its files went to trash/ before the answer, and are emptied after it.
+  local i
+  for i in $(seq 50); do
+    [ -n "$(ls -A "$VMBOX_ROOT/trash" 2>/dev/null)" ] || break
+    sleep 0.1
+  done
+  [ -z "$(ls -A "$VMBOX_ROOT/trash" 2>/dev/null)" ]
   run vmbox ps -aq
   [ "$output" = "" ]
+}
+
+@test "run: the image is mounted once, in vmbox's own mount namespace, until rmi" {
+  vmbox run --rm busybox true
+  local disk key
+  disk=$(ls "$VMBOX_ROOT"/ext4/*.ext4 | head -1)
+  key=$(stat -c '%d-%i' "$disk")
+  # Not in the host's mount table; in the image namespace, read-only.
+  ! grep -q "/run/vmbox/img/$key" /proc/self/mountinfo
+  run nsenter --mount=/run/vmbox/ns/img grep " /run/vmbox/img/$key " /proc/self/mountinfo
+  assert_status 0
+  assert_contains "$output" " ro,"
+  # Two boxes later, still one mount and one loop device for the image.
+  vmbox run --rm busybox true
+  vmbox run --rm busybox true
+  [ "$(nsenter --mount=/run/vmbox/ns/img grep -c " /run/vmbox/img/$key " /proc/self/mountinfo)" = 1 ]
+  [ "$(losetup -j "$disk" | wc -l)" = 1 ]
+  # A running box and the mount share the superblock: the box sees the image.
+  run vmbox run --rm busybox cat /etc/passwd
+  assert_status 0
+  assert_contains "$output" "root:"
+  # rmi unmounts it: no loop device left on the deleted file.
+  run vmbox rmi busybox
+  assert_status 0
+  run nsenter --mount=/run/vmbox/ns/img grep -c " /run/vmbox/img/$key " /proc/self/mountinfo
+  [ "$output" = 0 ]
+  ! losetup -l -n -O BACK-FILE | grep -qF "$disk"
 }
 
 @test "run -d: ps, logs (stdout and stderr apart, --tail), wait, rm" {

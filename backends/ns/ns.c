@@ -78,6 +78,12 @@ static int check_spec(const struct box_spec *s, vmbox_error_t *err)
     return vmbox_error_set(err, 0, "box %s: no command to run", s->id);
   if (check_mounts(s, err) < 0)
     return vmbox_error_wrap(err, "box %s", s->id);
+  if (s->net.mode == BOX_NET_TAP) {
+    vmbox_error_set(err, 0,
+                    "tap networking needs --backend kvm; ns boxes get networking with the "
+                    "bridge mode");
+    return vmbox_error_hint(err, "use --backend kvm, or --net none");
+  }
   if (s->net.mode != BOX_NET_NONE)
     return vmbox_error_set(err, 0, "box %s: only --network none is supported yet", s->id);
   if (geteuid() != 0)
@@ -101,6 +107,13 @@ static int prepare(struct box *b, vmbox_error_t *err)
     return unpack__tree(s->image, &b->map, &b->tree, &b->tree_lock, err);
   if (cgroup__create(&b->cg, s->id, &s->limits, err) < 0)
     return -1;
+  /* Where the image namespace cannot be had (no /run, a restricted
+   * container), each box mounts the image itself, as before. */
+  vmbox_error_t e = NULL;
+  b->lower_fd = imgmnt__clone(s->image, &e);
+  vmbox_error_free(&e);
+  if (b->lower_fd >= 0)
+    return 0;
   return rootfs__loop_attach(s->image, &b->loop_dev, &b->loop_fd, err);
 }
 
@@ -110,7 +123,7 @@ static int ns__create(const struct box_spec *spec, struct box **out, vmbox_error
     return -1;
   struct box *b = xcalloc(1, sizeof(*b));
   b->spec = backend__spec_dup(spec);
-  b->loop_fd = b->pidfd = b->tree_lock = -1;
+  b->lower_fd = b->loop_fd = b->pidfd = b->tree_lock = -1;
   for (int i = 0; i < NS_FDS; i++)
     b->nsfd[i] = -1;
   userns__plan(&b->map);
@@ -145,7 +158,7 @@ static void box_child(struct box *b, struct launch *l)
   if (err)
     init__fail(report_fd, &err);
   const char *hn = s->hostname ? s->hostname : host;
-  int rootfd = rootfs__mount(b->loop_dev, b->tree, &err);
+  int rootfd = rootfs__mount(b->lower_fd, b->loop_dev, b->tree, &err);
   if (rootfd < 0 || dev__mount_all(rootfd, &err) < 0 || etc__install(rootfd, hn, &err) < 0 ||
       rootfs__user_mounts(rootfd, s, &err) < 0)
     init__fail(report_fd, &err);
@@ -155,6 +168,7 @@ static void box_child(struct box *b, struct launch *l)
     init__fail(report_fd, &err);
   close(rootfd);
   close(b->loop_fd);
+  close(b->lower_fd);
   init__hide_cmdline();
   struct ns_exec x = {&s->proc, report_fd, l->console[1], &b->seccomp};
   init__run(&x);
@@ -223,6 +237,7 @@ static int ns__start(struct box *b, struct box_proc_io *io, vmbox_error_t *err)
   }
   /* Mounted in the box now: the loop device lives as long as that mount. */
   close(steal_fd(&b->loop_fd));
+  close(steal_fd(&b->lower_fd));
   return 0;
 }
 
@@ -282,6 +297,8 @@ static void ns__release(struct box *b)
     close(b->pidfd);
   if (b->loop_fd >= 0)
     close(b->loop_fd);
+  if (b->lower_fd >= 0)
+    close(b->lower_fd);
   if (b->tree_lock >= 0)
     close(b->tree_lock);
   userns__close_all(b->nsfd);
@@ -358,4 +375,5 @@ const struct backend_ops ns__backend = {
     .restore = NULL,
     .cp_out = ns__cp_out,
     .cp_in = ns__cp_in,
+    .images_gone = imgmnt__gc,
 };

@@ -82,7 +82,8 @@ int unpack__tree(const char *image, const struct idmap *m, char **tree_out, int 
 struct box {
   struct box_spec *spec;
   char *dir; /* <state_dir>/ns */
-  char *loop_dev;
+  int lower_fd; /* imgmnt__clone's mount, until the box has it */
+  char *loop_dev; /* else this, held open by loop_fd */
   int loop_fd;
   struct idmap map;
   char *tree;       /* rootless: the unpacked image, the overlay's lower layer */
@@ -137,10 +138,20 @@ int ns__cp_in(const char *id, const char *state_dir, const struct box_cp *c, vmb
  * free one: read-only and autoclear, so the device goes away with its last
  * mount.  Keep *fd open until the box mounted it. */
 int rootfs__loop_attach(const char *image, char **dev_out, int *fd_out, vmbox_error_t *err);
-/* In the box's mount namespace, cwd = state dir: ext4 (or, rootless, the
- * unpacked TREE, bound read-only) at lower/, overlay at rootfs/.  Returns an
- * O_PATH fd of rootfs/. */
-int rootfs__mount(const char *loop_dev, const char *tree, vmbox_error_t *err);
+/* In the box's mount namespace, cwd = state dir: the image at lower/ (the
+ * detached mount LOWER_FD from imgmnt__clone when >= 0, else ext4 from
+ * LOOP_DEV, or, rootless, the unpacked TREE bound read-only), overlay at
+ * rootfs/.  Returns an O_PATH fd of rootfs/. */
+int rootfs__mount(int lower_fd, const char *loop_dev, const char *tree, vmbox_error_t *err);
+
+/* ---- imgmnt.c: image mounts kept in vmbox's own mount namespace ----------- */
+/* A detached read-only clone of IMAGE's ext4 mount (mounted once per image,
+ * kept past every box) for move_mount into a box; an fd, or -1 with *err
+ * (the caller then mounts per box from a loop device). */
+int imgmnt__clone(const char *image, vmbox_error_t *err);
+/* Unmounts the images whose files are gone; quietly nothing when there is
+ * no image namespace (rootless, never used). */
+void imgmnt__gc(void);
 /* Opens PATH (absolute, inside the root) as O_PATH, never leaving the root
  * through symlinks or "..", creating what is missing: dirs, and the last
  * component as a dir (is_dir) or empty file. */

@@ -169,8 +169,13 @@ int rootfs__loop_attach(const char *image, char **dev_out, int *fd_out, vmbox_er
   return 0;
 }
 
-static int mount_lower(const char *loop_dev, const char *tree, vmbox_error_t *err)
+static int mount_lower(int lower_fd, const char *loop_dev, const char *tree, vmbox_error_t *err)
 {
+  if (lower_fd >= 0) {
+    if (move_mount(lower_fd, "", AT_FDCWD, "lower", MOVE_MOUNT_F_EMPTY_PATH) < 0)
+      return vmbox_error_sys(err, "attach the image mount");
+    return 0;
+  }
   if (tree) {
     /* mount_setattr only adds flags: a remount would have to repeat the
      * host mount's locked ones (nosuid, noexec) or fail in a user ns. */
@@ -192,9 +197,9 @@ static int mount_lower(const char *loop_dev, const char *tree, vmbox_error_t *er
  * writable layer; the root is remounted read-only after pivot_root.
  * Rootless (TREE set), the overlay keeps its metadata in user.* xattrs: a
  * user namespace may not write trusted.* ones. */
-int rootfs__mount(const char *loop_dev, const char *tree, vmbox_error_t *err)
+int rootfs__mount(int lower_fd, const char *loop_dev, const char *tree, vmbox_error_t *err)
 {
-  if (mount_lower(loop_dev, tree, err) < 0)
+  if (mount_lower(lower_fd, loop_dev, tree, err) < 0)
     return -1;
   /* The overlay's root takes the upper dir's owner and mode: the image's. */
   struct stat st;
