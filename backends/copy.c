@@ -236,11 +236,13 @@ struct sink {
   size_t n_seen;
 };
 
-/* A source file with st_nlink > 1 and the copy made of it (O_PATH). */
+/* A source file with st_nlink > 1 and the copy made of it: an O_PATH fd
+ * (tree sink) or its path in the stream (tar sink). */
 struct seen {
   dev_t dev;
   ino_t ino;
   int fd;
+  char *path;
 };
 
 static int walk(struct sink *k, int fd, void *parent, const char *name, const struct stat *st,
@@ -340,9 +342,18 @@ static const struct seen *seen_find(const struct sink *k, const struct stat *st)
 
 static void seen_free(struct sink *k)
 {
-  for (size_t i = 0; i < k->n_seen; i++)
-    close(k->seen[i].fd);
+  for (size_t i = 0; i < k->n_seen; i++) {
+    if (k->seen[i].fd >= 0)
+      close(k->seen[i].fd);
+    free(k->seen[i].path);
+  }
   free(k->seen);
+}
+
+static void seen_add(struct sink *k, const struct stat *st, int fd, char *path)
+{
+  k->seen = xrealloc(k->seen, (k->n_seen + 1) * sizeof(*k->seen));
+  k->seen[k->n_seen++] = (struct seen){st->st_dev, st->st_ino, fd, path};
 }
 
 /* Hard links inside the tree stay hard links, as in docker's tar. */
@@ -358,10 +369,8 @@ static int tree_leaf(struct sink *k, void *parent, const char *name, const struc
   if (put_leaf(pfd, name, st, link, fd >= 0 ? &rd : NULL, k->o, err) < 0)
     return -1;
   int copy = multi ? openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC) : -1;
-  if (copy >= 0) {
-    k->seen = xrealloc(k->seen, (k->n_seen + 1) * sizeof(*k->seen));
-    k->seen[k->n_seen++] = (struct seen){st->st_dev, st->st_ino, copy};
-  }
+  if (copy >= 0)
+    seen_add(k, st, copy, NULL);
   return 0;
 }
 
@@ -501,14 +510,19 @@ static char *join(void *parent, const char *name)
   return *p ? util__fmt("%s/%s", p, name) : xstrdup(name);
 }
 
+/* hardlink: an earlier entry this one is a link to (no data follows). */
 static int tar_header(struct sink *k, const char *path, const struct stat *st, const char *link,
-                      vmbox_error_t *err)
+                      const char *hardlink, vmbox_error_t *err)
 {
   struct archive_entry *e = archive_entry_new();
   archive_entry_copy_stat(e, st);
   archive_entry_set_pathname(e, path);
   if (link)
     archive_entry_set_symlink(e, link);
+  if (hardlink) {
+    archive_entry_set_hardlink(e, hardlink);
+    archive_entry_set_size(e, 0);
+  }
   int r = archive_write_header(k->tar, e);
   archive_entry_free(e);
   return r < ARCHIVE_WARN ? tar_fail(k->tar, err) : 0;
@@ -519,7 +533,7 @@ static int tar_dir_begin(struct sink *k, void *parent, const char *name, const s
 {
   char *path = join(parent, name);
   *child = path;
-  return tar_header(k, path, st, NULL, err);
+  return tar_header(k, path, st, NULL, NULL, err);
 }
 
 static int tar_dir_end(struct sink *k, void *dir, const struct stat *st, vmbox_error_t *err)
@@ -533,8 +547,15 @@ static int tar_leaf(struct sink *k, void *parent, const char *name, const struct
                     const char *link, vmbox_error_t *err)
 {
   cleanup_free char *path = join(parent, name);
-  if (tar_header(k, path, st, link, err) < 0)
+  /* Hard links inside the tree stay hard links, as in docker's tar. */
+  bool multi = S_ISREG(st->st_mode) && st->st_nlink > 1;
+  const struct seen *s = multi ? seen_find(k, st) : NULL;
+  if (s)
+    return tar_header(k, path, st, NULL, s->path, err);
+  if (tar_header(k, path, st, link, NULL, err) < 0)
     return -1;
+  if (multi)
+    seen_add(k, st, -1, xstrdup(path));
   char buf[65536];
   ssize_t n;
   while (fd >= 0 && (n = fd_read(&fd, buf, sizeof(buf))) != 0) {
@@ -566,6 +587,7 @@ int copy__to_tar(int src_root, const char *src, int out_fd, const struct copy_op
   if (archive_write_close(a) != ARCHIVE_OK && r == 0)
     r = tar_fail(a, err);
   archive_write_free(a);
+  seen_free(&k);
   source__free(&s);
   return r;
 }

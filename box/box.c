@@ -225,8 +225,7 @@ static bool durable(const struct box_info *b)
   return !json_is_true(json_object_get(b->config, "auto_remove"));
 }
 
-static int write_box_json(const struct box_info *b, const char *path, json_t *j,
-                          vmbox_error_t *err)
+static int write_box_json(const struct box_info *b, const char *path, json_t *j, vmbox_error_t *err)
 {
   if (durable(b))
     return write_json(path, j, err);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../lib/util.h"
+#include "netspec.h"
 #include "passwd.h"
 
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -206,7 +207,10 @@ int box_spec__build(const struct image_config *ic, const struct box_flags *f,
   out->spec.read_only = f->read_only;
   out->spec.limits = f->limits;
   out->spec.timeout_sec = f->timeout;
-  out->spec.net.mode = BOX_NET_NONE;
+  if (f->net && netspec__parse(f->net, &out->spec.net, &out->strings, err) < 0) {
+    box_spec__free(out);
+    return -1;
+  }
   return 0;
 }
 
@@ -229,14 +233,19 @@ json_t *box_spec__to_json(const struct box_spec_owned *o)
   for (size_t i = 0; i < s->n_tmpfs; i++)
     json_array_append_new(tmpfs, json_pack("{s:s, s:s?}", "target", s->tmpfs[i].target, "options",
                                            s->tmpfs[i].options));
-  return json_pack("{s:o, s:o, s:s, s:s, s:I, s:I, s:s?, s:o, s:o, s:b, s:{s:I, s:I, s:I}, "
-                   "s:I, s:s}",
-                   "argv", strv_json(o->argv), "env", strv_json(o->env), "cwd", o->cwd, "user",
-                   o->user, "uid", (json_int_t)s->proc.uid, "gid", (json_int_t)s->proc.gid,
-                   "hostname", s->hostname, "mounts", mounts, "tmpfs", tmpfs, "read_only",
-                   s->read_only, "limits", "memory", (json_int_t)s->limits.memory, "cpu_millis",
-                   (json_int_t)s->limits.cpu_millis, "pids", (json_int_t)s->limits.pids, "timeout",
-                   (json_int_t)s->timeout_sec, "network", "none");
+  json_t *j =
+      json_pack("{s:o, s:o, s:s, s:s, s:I, s:I, s:s?, s:o, s:o, s:b, s:{s:I, s:I, s:I}, "
+                "s:I, s:s}",
+                "argv", strv_json(o->argv), "env", strv_json(o->env), "cwd", o->cwd, "user",
+                o->user, "uid", (json_int_t)s->proc.uid, "gid", (json_int_t)s->proc.gid, "hostname",
+                s->hostname, "mounts", mounts, "tmpfs", tmpfs, "read_only", s->read_only, "limits",
+                "memory", (json_int_t)s->limits.memory, "cpu_millis",
+                (json_int_t)s->limits.cpu_millis, "pids", (json_int_t)s->limits.pids, "timeout",
+                (json_int_t)s->timeout_sec, "network", netspec__mode_name(s->net.mode));
+  json_t *net = netspec__to_json(&s->net);
+  if (net)
+    json_object_set_new(j, "net", net);
+  return j;
 }
 
 int box_spec__read_env_file(const char *path, char ***env, vmbox_error_t *err)

@@ -25,6 +25,7 @@ struct box_flags {
   unsigned timeout;
   char *const *cmd; /* after IMAGE; NULL/empty: the image's Cmd */
   const char *disk; /* the image's ext4: user and group names */
+  const char *net;  /* --net as given (box/netspec.h); NULL = none */
 };
 
 /* A box_spec with the storage its pointers use. */

@@ -94,6 +94,13 @@ int cmd_exec(struct cli *cli, int argc, char **argv);
 int cmd_cp(struct cli *cli, int argc, char **argv);
 
 /* run_pull.c: `run --pull missing|always|never` (NULL = missing). */
+/* pull.c: docker's per-layer progress lines on stderr (a TTY only). */
+struct pull_progress;
+struct pull_progress_ui {
+  size_t lines; /* drawn last time; the cursor goes back up over them */
+};
+void pull__progress_draw(const struct pull_progress *p, size_t n, void *opaque);
+
 bool run__valid_pull_policy(const char *policy);
 int run__find_image(struct cli *cli, const char *ref, const char *policy, struct image_record *rec,
                     vmbox_error_t *err);

@@ -12,10 +12,6 @@
 
 enum { OPT_PLATFORM = OPT_COMMAND_BASE, OPT_DISK_SIZE };
 
-struct progress_ui {
-  size_t lines; /* drawn last time; the cursor goes back up over them */
-};
-
 static const char *state_text(const struct pull_progress *p)
 {
   switch (p->state) {
@@ -27,9 +23,9 @@ static const char *state_text(const struct pull_progress *p)
   return "";
 }
 
-static void progress_draw(const struct pull_progress *p, size_t n, void *opaque)
+void pull__progress_draw(const struct pull_progress *p, size_t n, void *opaque)
 {
-  struct progress_ui *ui = opaque;
+  struct pull_progress_ui *ui = opaque;
   if (ui->lines)
     fprintf(stderr, "\033[%zuA", ui->lines);
   for (size_t i = 0; i < n; i++) {
@@ -179,9 +175,9 @@ int cmd_pull(struct cli *cli, int argc, char **argv)
   if (argc - optind != 1)
     return cli__usage_error("pull", "requires exactly one image name (e.g. vmbox pull alpine)");
   po.insecure_registries = cli->insecure_registries;
-  struct progress_ui ui = {0};
+  struct pull_progress_ui ui = {0};
   if (cli->tty_err && !cli->quiet && cli->format != FORMAT_JSON) {
-    po.progress = progress_draw;
+    po.progress = pull__progress_draw;
     po.progress_opaque = &ui;
   }
   return do_pull(cli, argv[optind], &po);

@@ -7,6 +7,7 @@
 
 #include "../box/box.h"
 #include "../box/monitor.h"
+#include "../box/netspec.h"
 #include "../box/spec.h"
 #include "../image/flatten.h"
 #include "../image/lookup.h"
@@ -111,8 +112,9 @@ static int run_opt(struct run_opts *o, int c, const char *v, vmbox_error_t *err)
   case OPT_BACKEND: o->backend = v; return 0;
   case OPT_KERNEL: o->kernel = v; return 0;
   case OPT_NET:
-    if (strcmp(v, "none") != 0)
-      return vmbox_error_set(err, 0, "--net %s is not supported yet: only --net none", v);
+    if (netspec__parse(v, NULL, NULL, err) < 0)
+      return -1;
+    o->f.net = strcmp(v, "none") == 0 ? NULL : v; /* box_spec__build parses it again */
     return 0;
   case OPT_PULL:
     if (!run__valid_pull_policy(v))
@@ -181,9 +183,10 @@ static int check_kvm_opts(struct run_opts *o, vmbox_error_t *err)
   bool kvm = strcmp(o->backend, "kvm") == 0;
   if (o->kernel && !kvm)
     return vmbox_error_set(err, 0, "--kernel is only for --backend kvm");
-  if (kvm && o->tty) {
-    vmbox_error_set(err, 0, "-t is not supported by the kvm backend yet (issue 5)");
-    return vmbox_error_hint(err, "drop -t, or use --backend ns");
+  /* Before the box exists: a refused box must not stay behind as Exited. */
+  if (o->f.net && !kvm && strncmp(o->f.net, "tap:", 4) == 0) {
+    vmbox_error_set(err, 0, "--net %s: tap networking needs --backend kvm", o->f.net);
+    return vmbox_error_hint(err, "ns boxes get networking with the bridge mode (not yet)");
   }
   if (o->kernel == NULL)
     return 0;

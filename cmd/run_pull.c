@@ -21,6 +21,11 @@ static int pull(struct cli *cli, struct store *s, const char *ref, vmbox_error_t
     return -1;
   cleanup_free char *fam = image_ref__familiar(&r);
   struct pull_opts po = {.insecure_registries = cli->insecure_registries};
+  struct pull_progress_ui ui = {0};
+  if (cli->tty_err && !cli->quiet) { /* as `vmbox pull`: bars only on a terminal */
+    po.progress = pull__progress_draw;
+    po.progress_opaque = &ui;
+  }
   struct image_record rec = {0}, old = {0};
   bool had = image__find(s, ref, &old, NULL, NULL) == 1;
   int rc = registry__pull(s, &r, &po, &rec, err);

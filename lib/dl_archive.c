@@ -30,6 +30,7 @@
   F(dev_t, archive_entry_rdevmajor, (struct archive_entry * a0), (a0))                             \
   F(dev_t, archive_entry_rdevminor, (struct archive_entry * a0), (a0))                             \
   V(void, archive_entry_set_filetype, (struct archive_entry * a0, unsigned int a1), (a0, a1))      \
+  V(void, archive_entry_set_hardlink, (struct archive_entry * a0, const char *a1), (a0, a1))       \
   V(void, archive_entry_set_pathname, (struct archive_entry * a0, const char *a1), (a0, a1))       \
   V(void, archive_entry_set_perm, (struct archive_entry * a0, mode_t a1), (a0, a1))                \
   V(void, archive_entry_set_rdev, (struct archive_entry * a0, dev_t a1), (a0, a1))                 \

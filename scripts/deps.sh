@@ -10,9 +10,17 @@ build_pkgs=(build-essential pkg-config libcurl4-openssl-dev libarchive-dev
 test_pkgs=(bats docker-registry skopeo umoci apache2-utils python3 jq curl
   tmux bubblewrap util-linux iproute2 attr libcap2-bin uidmap
   qemu-system-x86 linux-image-cloud-amd64 cpio zstd xz-utils runc)
+# The minimal guest kernel (scripts/kernel.sh); make test builds it too.
+kernel_pkgs=(linux-source-6.1 flex bison bc libelf-dev libssl-dev lz4 xz-utils make)
+# make fuzz: clang with libFuzzer (scripts/fuzz.sh).
+fuzz_pkgs=(clang-14 libclang-rt-14-dev)
 
 want=("${build_pkgs[@]}")
-[ "${1:-}" = "--test" ] && want+=("${test_pkgs[@]}")
+case ${1:-} in
+--test) want+=("${test_pkgs[@]}" "${kernel_pkgs[@]}") ;;
+--kernel) want+=("${kernel_pkgs[@]}") ;;
+--fuzz) want+=("${fuzz_pkgs[@]}") ;;
+esac
 
 missing=()
 for p in "${want[@]}"; do

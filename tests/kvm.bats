@@ -30,14 +30,16 @@ kvm_backend_payload() {
   kver=${k#/boot/vmlinuz-}
   m=/usr/lib/modules/$kver
   for d in modules.dep modules.builtin kernel/drivers/virtio kernel/drivers/block/virtio_blk.ko \
-    kernel/fs/ext4 kernel/fs/jbd2 kernel/fs/mbcache.ko kernel/lib/crc16.ko kernel/crypto/crc32c_generic.ko; do
+    kernel/fs/ext4 kernel/fs/jbd2 kernel/fs/mbcache.ko kernel/lib/crc16.ko kernel/crypto/crc32c_generic.ko \
+    kernel/net/vmw_vsock kernel/drivers/net/virtio_net.ko kernel/drivers/net/net_failover.ko \
+    kernel/net/core/failover.ko; do
     [ -e "$m/$d" ] && extra+=" $m/$d"
   done
   VMBOX_KVM_TEST_IMAGE=$(VMBOX_REPO=$KVM_REPO bash -c 'source "$VMBOX_REPO/tests/lib/mkimages.sh" && image_busybox') ||
     return 1
   export VMBOX_KVM_TEST_IMAGE
   export VMBOX_KVM_PAYLOAD="${VMBOX_KVM_PAYLOAD:-} $k$extra $VMBOX_KVM_TEST_IMAGE"
-  export VMBOX_KVM_PASS_ENV="${VMBOX_KVM_PASS_ENV-ASAN_OPTIONS UBSAN_OPTIONS NO_COLOR} VMBOX_KVM_TEST_IMAGE"
+  export VMBOX_KVM_PASS_ENV="${VMBOX_KVM_PASS_ENV-ASAN_OPTIONS UBSAN_OPTIONS NO_COLOR} VMBOX_KVM_TEST_IMAGE VMBOX_KVM_JAIL"
 }
 
 setup() {

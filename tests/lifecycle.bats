@@ -279,6 +279,17 @@ d/sub/g" ]
   run bash -c "tar -C '$BATS_TEST_TMPDIR/t' -c x | '$VMBOX' cp - a:/d/f"
   assert_status 1
   assert_contains "$output" "must be an existing directory"
+  # hard links stay hard links in the stream, once with data, as docker's
+  vmbox exec a sh -c 'mkdir /h && echo linked >/h/one && ln /h/one /h/two'
+  mkdir "$BATS_TEST_TMPDIR/h"
+  run bash -c "'$VMBOX' cp a:/h - | tar -tv"
+  assert_status 0
+  assert_contains "$output" "link to h/one"
+  run bash -c "'$VMBOX' cp a:/h - | tar -C '$BATS_TEST_TMPDIR/h' -x"
+  assert_status 0
+  [ "$(stat -c %h "$BATS_TEST_TMPDIR/h/h/one")" = 2 ]
+  [ "$(stat -c %i "$BATS_TEST_TMPDIR/h/h/one")" = "$(stat -c %i "$BATS_TEST_TMPDIR/h/h/two")" ]
+  [ "$(cat "$BATS_TEST_TMPDIR/h/h/two")" = linked ]
 }
 
 @test "cp: a backend without cp gives a clear error" {
@@ -302,6 +313,12 @@ d/sub/g" ]
   [ "$output" = hello ]
   assert_contains "$stderr" "Unable to find image '$img' locally"
   assert_contains "$stderr" "Status: Downloaded newer image for $img"
+  refute_contains "$stderr" "Download complete" # not a terminal: no progress lines
+  # On a terminal, the layers' progress as `vmbox pull` draws it
+  run script -qec "$VMBOX run --rm --pull always $img 'echo tty'" /dev/null
+  assert_status 0
+  [[ "$output" =~ [0-9a-f]{12}:\ (Already\ exists|Download\ complete) ]]
+  assert_contains "$output" "Image is up to date for $img"
   run --separate-stderr vmbox run --rm "$img" 'echo again'
   assert_status 0
   [ "$output" = again ]

@@ -1,9 +1,10 @@
-/* The COM2 framing, host side (see chan.h). */
+/* The channel framing, host side (see chan.h). */
 #include "chan.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 void chan__init(struct chan_dec *d, int out_fd, int err_fd, chan_record_fn fn, void *opaque)
@@ -17,7 +18,7 @@ void chan__init(struct chan_dec *d, int out_fd, int err_fd, chan_record_fn fn, v
 
 static bool known_type(uint8_t t)
 {
-  return t >= CHAN_G_BOOTED && t <= CHAN_G_LOG;
+  return t >= CHAN_G_BOOTED && t <= CHAN_G_LAST;
 }
 
 /* The box's reader may be slow or gone (a closed pipe): output is the
@@ -95,4 +96,33 @@ size_t chan__encode(uint8_t *out, uint8_t type, const void *payload, size_t n)
   if (n)
     memcpy(out + CHAN_HDR_LEN, payload, n);
   return CHAN_HDR_LEN + n;
+}
+
+/* Host -> guest records go out whole; a short write means the peer is gone. */
+int chan__send(int fd, uint8_t type, const void *payload, size_t n)
+{
+  uint8_t hdr[CHAN_HDR_LEN];
+  if (n > CHAN_MAX_PAYLOAD)
+    return -1;
+  chan__put_hdr(hdr, type, (uint16_t)n);
+  struct iovec iov[2] = {{hdr, sizeof(hdr)}, {(void *)payload, n}};
+  size_t left = sizeof(hdr) + n;
+  int i = 0;
+  while (left) {
+    ssize_t w = writev(fd, iov + i, 2 - i);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      return -1;
+    left -= (size_t)w;
+    while (i < 2 && (size_t)w >= iov[i].iov_len) {
+      w -= (ssize_t)iov[i].iov_len;
+      iov[i++].iov_len = 0;
+    }
+    if (i < 2) {
+      iov[i].iov_base = (uint8_t *)iov[i].iov_base + w;
+      iov[i].iov_len -= (size_t)w;
+    }
+  }
+  return 0;
 }

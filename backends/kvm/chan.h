@@ -1,9 +1,9 @@
-/* Host side of the COM2 channel to vmbox-init (framing in
- * backends/guest/proto.h).  The decoder is fed whatever bytes the guest
- * wrote, in any chunking; it never trusts a length or a type from the guest:
- * an unknown type or an oversized record breaks the channel for good (the
- * box then ends with a clear error), and a record's bytes are only ever
- * copied into a fixed buffer. */
+/* Host side of the channel to vmbox-init (framing in backends/guest/proto.h;
+ * one vsock connection per process, or COM2).  The decoder is fed whatever
+ * bytes the guest wrote, in any chunking; it never trusts a length or a type
+ * from the guest: an unknown type or an oversized record breaks the channel
+ * for good (the box then ends with a clear error), and a record's bytes are
+ * only ever copied into a fixed buffer. */
 #ifndef VMBOX_KVM_CHAN_H
 #define VMBOX_KVM_CHAN_H
 
@@ -33,5 +33,8 @@ bool chan__feed(struct chan_dec *d, const uint8_t *buf, size_t n);
 /* Encodes one host->guest record into out (room for CHAN_HDR_LEN + n);
  * returns its size, 0 when n is too large. */
 size_t chan__encode(uint8_t *out, uint8_t type, const void *payload, size_t n);
+/* Writes one host->guest record to a blocking fd; -1 when the peer is gone
+ * or n is too large. */
+int chan__send(int fd, uint8_t type, const void *payload, size_t n);
 
 #endif

@@ -28,7 +28,9 @@
 
 /* What the guest needs to mount /dev/vda as ext4 (virtio_blk over
  * virtio-pci, legacy or modern).  Deps come from modules.dep. */
-static const char *const wanted[] = {"virtio_pci", "virtio_blk", "ext4", "crc32c_generic"};
+static const char *const wanted[] = {
+    "virtio_pci", "virtio_blk", "ext4", "crc32c_generic", "vmw_vsock_virtio_transport",
+    "virtio_net"};
 #define MAX_MODS 64
 
 struct mods {
@@ -121,6 +123,11 @@ static int resolve(struct mods *m, vmbox_error_t *err)
 {
   cleanup_free char *dep = util__fmt("%s/modules.dep", m->dir);
   cleanup_free char *bi = util__fmt("%s/modules.builtin", m->dir);
+  /* A kernel with everything built in (`make kernel`, CONFIG_MODULES off)
+   * has no module directory at all: nothing to load. */
+  struct stat st;
+  if (stat(m->dir, &st) < 0 && errno == ENOENT)
+    return 0;
   if (util__read_file(dep, &m->dep, NULL, err) < 0) {
     vmbox_error_wrap(err, "guest kernel modules");
     return vmbox_error_hint(err,

@@ -1,8 +1,10 @@
 /* Finding the guest kernel and reading what we need from its header.
  * Order (as Docker users expect flags > environment > defaults): --kernel,
- * $VMBOX_KERNEL, the store's <root>/kernels/, then the host's newest
- * /boot/vmlinuz-*.  A file that is not a bzImage is refused here, at create,
- * with a message that names it: boot.c checks it again, byte by byte. */
+ * $VMBOX_KERNEL, the store's <root>/kernels/, vmbox's own minimal kernel
+ * (`make kernel` puts it in VMBOX_KERNEL_DIR, the build dir's kernel/),
+ * then the host's newest /boot/vmlinuz-*.  A file that is not a bzImage is
+ * refused here, at create, with a message that names it: boot.c checks it
+ * again, byte by byte. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +17,16 @@
 #include "../../lib/util.h"
 #include "kvmbox.h"
 
-#define HINT_INSTALL "install one: apt-get install linux-image-cloud-amd64, or pass --kernel PATH"
+/* Where `make kernel` (scripts/kernel.sh) leaves vmlinuz-vmbox; the Makefile
+ * passes the build dir's absolute kernel/ path. */
+#ifndef VMBOX_KERNEL_DIR
+#define VMBOX_KERNEL_DIR "/usr/local/lib/vmbox"
+#endif
+#define OWN_KERNEL VMBOX_KERNEL_DIR "/vmlinuz-vmbox"
+
+#define HINT_INSTALL                                                                               \
+  "build vmbox's own with `make kernel`, install one (apt-get install linux-image-cloud-amd64), "  \
+  "or pass --kernel PATH"
 
 static int corrupt(vmbox_error_t *err, const char *path, const char *why)
 {
@@ -111,13 +122,20 @@ int kernel__find(const char *flag, const char *root, char **path, char **release
     cleanup_free char *store = root ? util__fmt("%s/kernels", root) : NULL;
     found = store ? newest(store, "") : NULL;
     *source = "the vmbox store";
+    struct stat st;
+    if (found == NULL && stat(OWN_KERNEL, &st) == 0 && S_ISREG(st.st_mode)) {
+      found = xstrdup(OWN_KERNEL);
+      *source = "make kernel";
+    }
     if (found == NULL) {
       found = newest("/boot", "vmlinuz-");
       *source = "/boot";
     }
   }
   if (found == NULL) {
-    vmbox_error_set(err, 0, "no guest kernel found (looked at --kernel, VMBOX_KERNEL, %s%s/boot)",
+    vmbox_error_set(err, 0,
+                    "no guest kernel found (looked at --kernel, VMBOX_KERNEL, %s%s" OWN_KERNEL
+                    ", /boot)",
                     root ? root : "", root ? "/kernels, " : "");
     return vmbox_error_hint(err, HINT_INSTALL);
   }

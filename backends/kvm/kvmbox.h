@@ -36,4 +36,23 @@ extern const unsigned char vmbox_guest_init[], vmbox_guest_init_end[];
 int qemu__run(const struct vmm_config *cfg, struct vmm_result *res, vmbox_error_t *err);
 void qemu__com2_inject(struct vmm *vm, const uint8_t *buf, size_t n);
 
+/* --- session.c: exec and cp into a running box over vsock (proto.h) --------- */
+struct box_process;
+struct box_proc;
+struct box_proc_io;
+struct box_exit;
+struct box_cp;
+/* A pty pair; returns the master, *slave set (both CLOEXEC). */
+int session__openpty(int *slave, vmbox_error_t *err);
+/* A connected stream to vmbox-init's vsock `port`, through the VMM socket
+ * in dir (the box's kvm state dir); name is for messages. */
+int session__connect(const char *dir, const char *name, unsigned port, vmbox_error_t *err);
+int session__exec(const char *dir, const char *name, const struct box_process *p,
+                  struct box_proc **out, struct box_proc_io *io, vmbox_error_t *err);
+int session__exec_wait(struct box_proc *p, struct box_exit *out, vmbox_error_t *err);
+void session__exec_free(struct box_proc *p);
+/* vmbox cp for a running box (backend_ops.cp_out / cp_in). */
+int session__cp_out(const char *dir, const struct box_cp *c, vmbox_error_t *err);
+int session__cp_in(const char *dir, const struct box_cp *c, vmbox_error_t *err);
+
 #endif

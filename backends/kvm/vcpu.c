@@ -20,6 +20,7 @@
 
 #define VCPU_KICK_SIGNAL (SIGRTMIN + 5)
 #define VCPU_CPUID_MAX 256
+#define VCPU_STACK_SIZE (256u << 10)
 
 #define MSR_IA32_TSC 0x10
 #define MSR_IA32_SYSENTER_CS 0x174
@@ -286,6 +287,12 @@ static void *vcpu__thread(void *arg)
   struct core_vcpu *c = arg;
   struct vmm *vm = c->vm;
   vcpu__self = true;
+  vmbox_error_t err = NULL;
+  if (jail__thread(JAIL_THREAD_VCPU, &err) < 0) {
+    vm__finish(vm, VMM_EXIT_ERROR, 0, "vCPU %u: %s", c->id, err->msg);
+    vmbox_error_free(&err);
+    return NULL;
+  }
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, VCPU_KICK_SIGNAL);
@@ -311,10 +318,16 @@ int vcpu__start_all(struct vmm *vm, vmbox_error_t *err)
   /* Under the VM lock: a vm__finish racing with us kicks either before a
    * thread exists (it then sees `stopping`) or after `started` is set. */
   int ret = 0;
+  /* glibc's default 8 MiB stack is a THP candidate: on "always" hosts the
+   * first touch costs 2 MiB of RSS per vCPU.  Below 2 MiB it cannot be; the
+   * exit path needs a few KiB. */
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, VCPU_STACK_SIZE);
   pthread_mutex_lock(&vm->lock);
   for (unsigned i = 0; i < vm->nvcpus && ret == 0; i++) {
     struct core_vcpu *c = &vm->vcpus[i];
-    int rc = pthread_create(&c->thread, NULL, vcpu__thread, c);
+    int rc = pthread_create(&c->thread, &attr, vcpu__thread, c);
     if (rc != 0) {
       errno = rc;
       ret = vmbox_error_sys(err, "cannot start the thread of vCPU %u", i);
@@ -323,6 +336,7 @@ int vcpu__start_all(struct vmm *vm, vmbox_error_t *err)
     }
   }
   pthread_mutex_unlock(&vm->lock);
+  pthread_attr_destroy(&attr);
   return ret;
 }
 

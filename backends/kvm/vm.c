@@ -294,7 +294,8 @@ static int vm__confine_and_start(struct vmm *vm, vmbox_error_t *err)
     cfg->on_ready(vm, cfg->chan_opaque);
   if (vcpu__start_all(vm, err) < 0)
     return vmbox_error_wrap(err, "vCPU threads");
-  return 0;
+  /* Last: a filter is inherited by the threads created after it. */
+  return jail__thread(JAIL_THREAD_MAIN, err);
 }
 
 static void vm__wait(struct vmm *vm)

@@ -10,13 +10,18 @@
  *   vcpu.c      vCPU threads, CPUID, MSRs, the exit loop
  *   ioport.c    port I/O bus + the legacy stubs a Linux guest probes (CMOS,
  *               i8042, PIC/PIT leftovers, the vmbox exit port)
- *   serial.c    8250 UARTs: COM1 = kernel console, COM2 = control channel
+ *   serial.c    8250 UARTs: COM1 = kernel console, COM2 = the fallback channel
+ *               (VMBOX_KVM_NO_VSOCK=1, VMBOX_KVM_VMM=qemu: no exec, no cp)
  *   pci.c       PCI config space (0xCF8/0xCFC), BAR allocation, INTx
  *   virtio/ring.c  virtqueue access, every guest value checked
  *   virtio/pci.c   virtio-pci transport
  *   virtio/blk.c   virtio-blk
+ *   virtio/vsock.c virtio-vsock, Firecracker's Unix-socket host side: the
+ *                  control channel (kvm.c, session.c; backends/guest/README.md)
+ *   virtio/net.c   virtio-net on a TAP fd (tap.c opens it, in its netns)
+ *   jail.c      the VMM's confinement: namespaces, pivot, uid, seccomp per thread
  *   disk.c      the box disk: read-only base + copy-on-write overlay
- *   chan.c      framing on COM2 between the host and vmbox-init
+ *   chan.c      record framing between the host and vmbox-init (vsock or COM2)
  *   kernel.c, initramfs.c  finding a kernel, building the initramfs
  *   kvm.c       backend_ops for "kvm"
  *

@@ -81,8 +81,8 @@ int unpack__tree(const char *image, const struct idmap *m, char **tree_out, int 
 
 struct box {
   struct box_spec *spec;
-  char *dir; /* <state_dir>/ns */
-  int lower_fd; /* imgmnt__clone's mount, until the box has it */
+  char *dir;      /* <state_dir>/ns */
+  int lower_fd;   /* imgmnt__clone's mount, until the box has it */
   char *loop_dev; /* else this, held open by loop_fd */
   int loop_fd;
   struct idmap map;

@@ -17,15 +17,28 @@
  *                     /dev/vda, print "vmm-init: vda=<first 16 bytes>",
  *                     write "vmm-init-wrote" at byte 4096, then power off
  *                     (virtio-blk needs its PCI INTx routed: ACPI _PRT)
+ *   vmmtest=vsock     load /mod as for blk, then serve vsock: port 5000 echoes
+ *                     (one child per stream, half-close at EOF), port 5001
+ *                     reads to EOF and answers "<bytes>\n", a connect
+ *                     to port 5002 powers off at once (streams still open);
+ *                     prints "vmm-init: vsock ready" when listening.  With
+ *                     vsockout=P it also connects to host port P, sends
+ *                     "hello-from-guest\n", prints "vmm-init: vsock-out
+ *                     got=<reply line>", then connects to port P+1 (nobody
+ *                     there) and prints "vmm-init: vsock-refused errno=N"
  *   vmmdmesg=1        first print the kernel log with its timestamps */
+#include <errno.h>
 #include <fcntl.h>
+#include <linux/vm_sockets.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/io.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <termios.h>
@@ -149,6 +162,130 @@ static void blk_test(void)
     close(fd);
 }
 
+static void power_off(int code);
+
+static int vsock_listen(unsigned port)
+{
+  struct sockaddr_vm sa = {.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port};
+  int fd = -1;
+  for (int i = 0; i < 100 && fd < 0; i++) { /* the transport probes after insmod */
+    fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 64) < 0)) {
+      close(fd);
+      fd = -1;
+    }
+    if (fd < 0)
+      usleep(100000);
+  }
+  return fd;
+}
+
+static void vsock_echo(int fd)
+{
+  static char buf[65536];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0)
+    for (ssize_t off = 0; off < n;) {
+      ssize_t w = write(fd, buf + off, n - off);
+      if (w <= 0)
+        _exit(1);
+      off += w;
+    }
+  shutdown(fd, SHUT_WR);
+  /* Linux tears the stream down when the fd closes; let the host read first. */
+  while (read(fd, buf, sizeof buf) > 0)
+    ;
+  _exit(0);
+}
+
+static void vsock_sink(int fd)
+{
+  static char buf[65536];
+  long long total = 0;
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0)
+    total += n;
+  char line[32];
+  snprintf(line, sizeof line, "%lld\n", total);
+  say(fd, line);
+  shutdown(fd, SHUT_WR);
+  while (read(fd, buf, sizeof buf) > 0)
+    ;
+  _exit(0);
+}
+
+static int vsock_connect(unsigned port)
+{
+  struct sockaddr_vm sa = {.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_HOST, .svm_port = port};
+  int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+    return fd;
+  int e = errno;
+  if (fd >= 0)
+    close(fd);
+  errno = e;
+  return -1;
+}
+
+static void vsock_out(unsigned port)
+{
+  char line[300], got[200] = "";
+  int fd = vsock_connect(port);
+  if (fd < 0) {
+    snprintf(line, sizeof line, "vmm-init: vsock-out connect failed errno=%d\n", errno);
+    say(console, line);
+  } else {
+    say(fd, "hello-from-guest\n");
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof got - 1 && (r = read(fd, got + n, sizeof got - 1 - n)) > 0)
+      n += r;
+    got[n] = 0;
+    got[strcspn(got, "\n")] = 0;
+    snprintf(line, sizeof line, "vmm-init: vsock-out got=%s\n", got);
+    say(console, line);
+    close(fd);
+  }
+  fd = vsock_connect(port + 1);
+  snprintf(line, sizeof line, "vmm-init: vsock-refused errno=%d\n", fd < 0 ? errno : 0);
+  say(console, line);
+}
+
+static void vsock_test(void)
+{
+  load_modules();
+  signal(SIGCHLD, SIG_IGN); /* no zombies */
+  int echo = vsock_listen(5000), sink = vsock_listen(5001), off = vsock_listen(5002);
+  if (echo < 0 || sink < 0 || off < 0) {
+    say(console, "vmm-init: vsock listen FAILED\n");
+    return;
+  }
+  say(console, "vmm-init: vsock ready\n");
+  const char *out = getenv("vsockout");
+  if (out && fork() == 0) {
+    vsock_out((unsigned)atoi(out));
+    _exit(0);
+  }
+  for (;;) {
+    struct pollfd p[3] = {{.fd = echo, .events = POLLIN},
+                          {.fd = sink, .events = POLLIN},
+                          {.fd = off, .events = POLLIN}};
+    if (poll(p, 3, -1) <= 0)
+      continue;
+    if (p[2].revents) {
+      say(console, "vmm-init: vsock power-off request\n");
+      power_off(42);
+    }
+    for (int i = 0; i < 2; i++) {
+      int c = p[i].revents ? accept4(p[i].fd, NULL, NULL, SOCK_CLOEXEC) : -1;
+      if (c >= 0 && fork() == 0)
+        i == 0 ? vsock_echo(c) : vsock_sink(c);
+      if (c >= 0)
+        close(c);
+    }
+  }
+}
+
 /* The kernel log of a quiet boot, with its timestamps, without paying
  * for it on the serial console during the boot. */
 static void dump_kmsg(void)
@@ -192,11 +329,17 @@ int main(void)
     echo_line();
   if (strcmp(mode, "blk") == 0)
     blk_test();
+  if (strcmp(mode, "vsock") == 0)
+    vsock_test();
   if (strcmp(mode, "acpioff") == 0) {
     sync();
     reboot(RB_POWER_OFF);
   }
-  int code = getenv("vmmcode") ? atoi(getenv("vmmcode")) : 42;
+  power_off(getenv("vmmcode") ? atoi(getenv("vmmcode")) : 42);
+}
+
+static void power_off(int code)
+{
   /* Console and channel writes are interrupt-driven: let them drain, or
    * the VM stops with their tail still in the guest's tty buffers. */
   if (chan >= 0)

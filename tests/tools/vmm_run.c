@@ -3,7 +3,7 @@
  *
  *   vmm_run --kernel K [--initrd I] [--append CMDLINE] [--mem MIB] [--cpus N]
  *           [--disk BASE [--overlay F --map F]] [--com2-out F] [--com2-in STRING]
- *           [--timeout S] [--time]
+ *           [--timeout S] [--time] [--vsock-cid N [--vsock-listen PATH] [--vsock-uds PREFIX]]
  *
  * COM1 (the console) goes to stdout; what the guest writes on COM2 goes to
  * --com2-out (default stderr); --com2-in bytes are queued on COM2 as soon
@@ -12,6 +12,9 @@
  *   vmm: kind=<poweroff|reset|stopped|error> code=N reason=...
  * and with --time also
  *   vmm: time first_com1_ms=N first_com2_ms=N exit_ms=N   (-1: no byte)
+ * --vsock-cid adds virtio-vsock with that guest CID; --vsock-listen makes
+ * the listening Unix socket host clients connect to ("CONNECT <port>\n"),
+ * --vsock-uds the prefix guest connects go to ("PREFIX_<port>").
  * Exit status: 0 once the VM ran, 2 on bad usage, else vmbox's code. */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -126,11 +131,31 @@ static void on_exit_vm(struct vmm *vm, void *opaque)
   r->helper_started = false;
 }
 
+/* The socket host clients reach the guest's vsock ports through. */
+static int listen_unix(const char *path)
+{
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (strlen(path) >= sizeof(sa.sun_path) || fd < 0) {
+    fprintf(stderr, "vmm_run: cannot listen on %s: path too long or no socket\n", path);
+    return -1;
+  }
+  strcpy(sa.sun_path, path);
+  unlink(path);
+  if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0) {
+    fprintf(stderr, "vmm_run: cannot listen on %s: %s\n", path, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 static int usage(void)
 {
   fprintf(stderr, "usage: vmm_run --kernel K [--initrd I] [--append CMDLINE] [--mem MIB] "
                   "[--cpus N] [--disk BASE [--overlay F --map F]] [--com2-out F] "
-                  "[--com2-in STRING] [--timeout S] [--time]\n");
+                  "[--com2-in STRING] [--timeout S] [--time] "
+                  "[--vsock-cid N [--vsock-listen PATH] [--vsock-uds PREFIX]]\n");
   return 2;
 }
 
@@ -163,17 +188,20 @@ static bool parse_uint(const char *s, unsigned long long max, unsigned long long
 int main(int argc, char **argv)
 {
   static const struct option opts[] = {
-      {"kernel", 1, 0, 'k'},  {"initrd", 1, 0, 'i'},  {"append", 1, 0, 'a'},
-      {"mem", 1, 0, 'm'},     {"cpus", 1, 0, 'c'},    {"disk", 1, 0, 'd'},
-      {"overlay", 1, 0, 'o'}, {"map", 1, 0, 'M'},     {"com2-out", 1, 0, 'O'},
-      {"com2-in", 1, 0, 'I'}, {"timeout", 1, 0, 't'}, {"time", 0, 0, 'T'},
-      {0, 0, 0, 0},
+      {"kernel", 1, 0, 'k'},    {"initrd", 1, 0, 'i'},
+      {"append", 1, 0, 'a'},    {"mem", 1, 0, 'm'},
+      {"cpus", 1, 0, 'c'},      {"disk", 1, 0, 'd'},
+      {"overlay", 1, 0, 'o'},   {"map", 1, 0, 'M'},
+      {"com2-out", 1, 0, 'O'},  {"com2-in", 1, 0, 'I'},
+      {"timeout", 1, 0, 't'},   {"time", 0, 0, 'T'},
+      {"vsock-cid", 1, 0, 'V'}, {"vsock-listen", 1, 0, 'L'},
+      {"vsock-uds", 1, 0, 'U'}, {0, 0, 0, 0},
   };
   struct vmm_config cfg = {.mem_bytes = 512ULL << 20, .vcpus = 1, .console_fd = 1};
   struct run r = {.com2_fd = 2, .console_pipe = {-1, -1}};
   bool timing = false;
   unsigned long long v;
-  const char *com2_path = NULL;
+  const char *com2_path = NULL, *vsock_listen = NULL;
   int c;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (c) {
@@ -201,6 +229,13 @@ int main(int argc, char **argv)
       r.timeout_s = (unsigned)v;
       break;
     case 'T': timing = true; break;
+    case 'V':
+      if (!parse_uint(optarg, UINT32_MAX, &v))
+        return usage();
+      cfg.vsock_cid = (uint32_t)v;
+      break;
+    case 'L': vsock_listen = optarg; break;
+    case 'U': cfg.vsock_uds = optarg; break;
     default: return usage();
     }
   }
@@ -213,6 +248,9 @@ int main(int argc, char **argv)
       return 2;
     }
   }
+  cfg.vsock_listen_fd = -1;
+  if (vsock_listen && (cfg.vsock_listen_fd = listen_unix(vsock_listen)) < 0)
+    return 2;
   pthread_mutex_init(&r.mu, NULL);
   pthread_cond_init(&r.cv, NULL);
   atomic_init(&r.first_com1_ns, -1);

@@ -1,4 +1,4 @@
-/* The host side of the kvm backend's COM2 framing (backends/kvm/chan.c):
+/* The host side of the kvm backend's channel framing (backends/kvm/chan.c):
  * records in any chunking, stdout/stderr apart, and a hostile guest that
  * lies about lengths or types breaks the channel instead of the host. */
 #include <fcntl.h>
@@ -103,12 +103,26 @@ int main(void)
   for (int round = 0; round < 200; round++) {
     struct seen s4 = {0};
     chan__init(&d, -1, -1, on_rec, &s4);
-    uint8_t junk[8192];
+    /* records may be 32 KiB: enough junk that one header surely lies */
+    static uint8_t junk[1 << 18];
     for (size_t i = 0; i < sizeof(junk); i++)
       junk[i] = (uint8_t)rand();
     breaks += !chan__feed(&d, junk, sizeof(junk));
   }
   TAP_OK(breaks == 200, "random garbage is refused (%d of 200 rounds broke the channel)", breaks);
+
+  /* the cp records reach the callback; the first type past them breaks */
+  struct seen s6 = {0};
+  chan__init(&d, -1, -1, on_rec, &s6);
+  uint8_t cp[32];
+  size_t cn = rec(cp, CHAN_G_DATA, "tar", 3);
+  cn += rec(cp + cn, CHAN_G_DONE, "\0", 1);
+  TAP_OK(chan__feed(&d, cp, cn) && s6.n == 2 && s6.type[0] == CHAN_G_DATA && s6.len[0] == 3 &&
+             s6.type[1] == CHAN_G_DONE,
+         "DATA and DONE records reach the callback");
+  uint8_t next[3] = {CHAN_G_LAST + 1, 0, 0};
+  TAP_OK(!chan__feed(&d, next, 3) && strstr(d.why, "unknown record type"),
+         "type %d (past the last) breaks it", CHAN_G_LAST + 1);
 
   /* the largest legal record passes */
   static uint8_t maxrec[CHAN_HDR_LEN + CHAN_MAX_PAYLOAD];

@@ -148,9 +148,9 @@ vmhost" ]
   run --separate-stderr vmbox logs bg
   [ "$output" = one ]
   [ "$stderr" = two ]
-  run vmbox exec bg true
-  assert_status 125
-  assert_contains "$output" "not supported by the kvm backend yet"
+  run vmbox exec bg sh -c 'echo in the box; exit 5'
+  assert_status 5
+  [ "$output" = "in the box" ]
   run vmbox stop bg
   assert_status 0
   [ "$(state exit_code bg)" = 7 ]
