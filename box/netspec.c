@@ -185,7 +185,10 @@ int netspec__parse(const char *v, struct box_net *out, char ***strings, vmbox_er
   if (strncmp(v, "tap:", 4) == 0)
     return parse_tap(v, out, strings, err);
   if (strcmp(v, "bridge") == 0 || strcmp(v, "host") == 0) {
-    vmbox_error_set(err, 0, "--net %s is not supported yet", v);
+    vmbox_error_set(err, 0,
+                    "--net %s is not supported yet: use --net none, or --net tap:IFNAME "
+                    "with --backend kvm",
+                    v);
     return vmbox_error_hint(err, NET_USAGE);
   }
   return bad(err, "network", v, "want none or tap:IFNAME[,...]");

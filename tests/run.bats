@@ -433,7 +433,7 @@ three" ]
   assert_status 125
   run vmbox run --net bridge busybox true
   assert_status 125
-  assert_contains "$output" "only --net none"
+  assert_contains "$output" "--net bridge is not supported yet: use --net none, or --net tap:IFNAME"
   run vmbox run -u ghost busybox true
   assert_status 125
   assert_contains "$output" "unable to find user ghost: no matching entries in /etc/passwd"
